@@ -11,6 +11,7 @@ import sys
 
 # Sub-command name -> module in this package.
 COMMANDS = {
+    "datasets": "datasets",
 }
 
 

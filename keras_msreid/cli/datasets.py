@@ -1,0 +1,50 @@
+"""`msreid datasets NAME ROOT`: reads a dataset and prints its summary table.
+
+Example:
+
+```bash
+msreid datasets cuhk01 /data/cuhk01 --num-test-ids 486 --split-seed 1 --check-files
+```
+"""
+
+HELP = "Read a ReID dataset and print its identities, images and cameras per split."
+
+
+def add_arguments(parser):
+    parser.add_argument(
+        "name", help="dataset layout: market1501, dukemtmc, msmt17, cuhk03, cuhk01 or folder"
+    )
+    parser.add_argument("root", help="folder holding the dataset")
+    parser.add_argument(
+        "--check-files",
+        action="store_true",
+        help="decode every image once and report missing, corrupt, grayscale or RGBA files",
+    )
+    parser.add_argument("--variant", help="cuhk03: labeled (default) or detected")
+    parser.add_argument("--num-test-ids", type=int, help="cuhk01: test identities (default 100)")
+    parser.add_argument("--split-seed", type=int, help="cuhk01: seed of the identity split")
+
+
+def run(args):
+    import logging
+    import sys
+
+    from keras_msreid.datasets import build_dataset
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    options = {
+        key: value
+        for key, value in (
+            ("variant", args.variant),
+            ("num_test_ids", args.num_test_ids),
+            ("split_seed", args.split_seed),
+        )
+        if value is not None
+    }
+    try:
+        dataset = build_dataset(args.name, args.root, check_files=args.check_files, **options)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"msreid datasets: error: {error}", file=sys.stderr)
+        return 2
+    print(dataset.summary())
+    return 0

@@ -1,0 +1,12 @@
+"""Pure-numpy ReID evaluation: distances, CMC / mAP / mINP protocols and re-ranking.
+
+```python
+from keras_msreid.metrics import evaluate_ranking, pairwise_distance
+
+distmat = pairwise_distance(query_features, gallery_features, metric="cosine")
+print(evaluate_ranking(distmat, q_pids, g_pids, q_camids, g_camids).as_dict())
+```
+"""
+
+from keras_msreid.metrics.distance import METRICS, pairwise_distance
+from keras_msreid.metrics.ranking import PROTOCOLS, RankingResult, evaluate_ranking

@@ -51,7 +51,12 @@ def reference_market1501(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=20,
 def reference_single_gallery_shot(distmat, q_pids, g_pids, q_cams, g_cams, max_rank, repeats, seed):
     num_query, num_gallery = distmat.shape
     generators = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(repeats)]
-    priorities = [np.floor(g.random((num_query, num_gallery)) * 2**31) for g in generators]
+    by_identity = np.argsort(g_pids, kind="stable")
+    priorities = []
+    for generator in generators:
+        priority = np.empty((num_query, num_gallery))
+        priority[:, by_identity] = np.floor(generator.random((num_query, num_gallery)) * 2**31)
+        priorities.append(priority)
     cmcs, aps, inps, skipped = [], [], [], 0
     for q in range(num_query):
         kept = [
@@ -61,11 +66,14 @@ def reference_single_gallery_shot(distmat, q_pids, g_pids, q_cams, g_cams, max_r
         if not any(g_pids[i] == q_pids[q] for i in kept):
             skipped += 1
             continue
+        ranked_position = np.argsort(np.argsort(distmat[q], kind="stable"), kind="stable")
         for priority in priorities:
             sampled = {}
-            for i in kept:  # highest priority per identity, ties to the larger index
+            for i in kept:  # highest priority per identity, ties to the later-ranked one
                 best = sampled.get(g_pids[i])
-                if best is None or (priority[q, i], i) > (priority[q, best], best):
+                if best is None or (priority[q, i], ranked_position[i]) > (
+                    priority[q, best], ranked_position[best]
+                ):
                     sampled[g_pids[i]] = i
             sampled_indices = np.array(sorted(sampled.values()))
             hit_ranks = reference_query_scores(
@@ -214,6 +222,17 @@ def test_single_gallery_shot_matches_reference(levels, block):
     )
 
 
+def test_single_gallery_shot_skips_queries_whose_identity_is_only_junk():
+    # Identity 1 appears in the gallery only under the query's own camera.
+    distmat = np.random.default_rng(10).random((3, 6))
+    problem = (distmat, [1, 2, 3], [1, 1, 2, 2, 3, 3], [0, 0, 1], [0, 0, 0, 1, 0, 0])
+    result = evaluate_ranking(*problem, protocol="cuhk03_sgs", repeats=4, max_rank=3)
+    assert (result.num_queries, result.num_skipped) == (2, 1)
+    assert_matches_reference(
+        result, reference_single_gallery_shot(*map(np.asarray, problem), max_rank=3, repeats=4, seed=0)
+    )
+
+
 def test_single_gallery_shot_is_deterministic_by_seed():
     problem = random_problem(8, num_query=30, num_gallery=200, num_ids=10)
     first = evaluate_ranking(*problem, protocol="cuhk03_sgs", repeats=2, seed=1)
@@ -273,6 +292,7 @@ def _valid_args():
         ({"protocol": "cuhk01", "query_camids": [0, 1]}, r"cameras \[1\] appear in both query_camids and gallery_camids"),
         ({"max_rank": 0}, r"max_rank must be a positive integer, got 0"),
         ({"repeats": 2.5}, r"repeats must be a positive integer, got 2.5"),
+        ({"seed": None}, r"seed must be a non-negative integer, got None"),
         ({"query_block_size": True}, r"query_block_size must be a positive integer, got True"),
         ({"query_pids": [7, 8]}, r"no query has a correct match in the gallery \(all 2 queries skipped\)"),
     ],

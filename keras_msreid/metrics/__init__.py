@@ -10,3 +10,4 @@ print(evaluate_ranking(distmat, q_pids, g_pids, q_camids, g_camids).as_dict())
 
 from keras_msreid.metrics.distance import METRICS, pairwise_distance
 from keras_msreid.metrics.ranking import PROTOCOLS, RankingResult, evaluate_ranking
+from keras_msreid.metrics.reranking import re_ranking

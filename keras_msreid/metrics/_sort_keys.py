@@ -38,12 +38,15 @@ def row_order_from_keys(sorted_keys):
 def stable_argsort_rows(values):
     """`np.argsort(values, axis=1, kind="stable")` for a 2-D real array without NaN.
 
-    float32 values are packed directly. Other dtypes get a fast unstable argsort first;
-    ties, if any, are then resolved by packing each value's dense rank (equal values share one)
+    Values exact in float32 (float32 matrices, and float64 ones cast from float32) are
+    packed directly. Others get a fast unstable argsort first; ties, if any, are then
+    resolved by packing each value's dense rank (equal values share one)
     above its column index and sorting those keys.
     """
-    if values.dtype == np.float32:
-        return row_order_from_keys(np.sort(stable_row_keys(values), axis=1))
+    with np.errstate(over="ignore"):  # values beyond float32's range are simply not exact
+        as_float32 = values.astype(np.float32, copy=False)
+    if as_float32 is values or np.array_equal(as_float32, values):
+        return row_order_from_keys(np.sort(stable_row_keys(as_float32), axis=1))
     order = np.argsort(values, axis=1)
     ranked = np.take_along_axis(values, order, axis=1)
     starts_new_value = np.ones(ranked.shape, dtype=np.uint32)

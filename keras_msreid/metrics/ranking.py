@@ -21,10 +21,11 @@ Protocols:
 - `"cuhk03_sgs"`: single-gallery-shot. Same junk rule as Market-1501; then, in each of
   `repeats` rounds and for each query, one kept gallery image per identity is sampled
   (seeded) and CMC, AP and INP are computed on that sampled gallery and averaged over
-  rounds. Sampling: every (query, gallery) pair gets the priority
-  `floor(u * 2**31)` with `u = rng.random()` drawn row-major over the full matrix, one
-  generator per round from `np.random.SeedSequence(seed).spawn(repeats)`; each identity
-  keeps its kept image of highest priority (equal priorities: the larger gallery index).
+  rounds. Sampling: every (query, gallery) pair gets the priority `floor(u * 2**31)`,
+  with `u = rng.random()` drawn row-major over the queries x the gallery sorted by
+  identity (a stable sort of `gallery_pids`), one generator per round from
+  `np.random.SeedSequence(seed).spawn(repeats)`; each identity keeps its kept image of
+  highest priority (equal priorities: the one ranked later).
 
 Example:
 
@@ -36,7 +37,7 @@ print(result.rank(1), result.mAP, result.as_dict())
 The gallery of a block of queries is sorted at once (argsort dominates the cost);
 everything else works on the sparse list of same-identity entries. The stable order
 comes from sorting unique integer keys (`_sort_keys`), several times faster than
-`np.argsort(kind="stable")`; float32 (and narrower) matrices take the fastest path.
+`np.argsort(kind="stable")`; values exact in float32 take the fastest path.
 """
 
 import dataclasses
@@ -139,6 +140,8 @@ def evaluate_ranking(
             )
     _check_positive_int(max_rank, "max_rank")
     _check_positive_int(repeats, "repeats")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if query_block_size is None:
         query_block_size = max(1, _BLOCK_ELEMENTS // num_gallery)
     _check_positive_int(query_block_size, "query_block_size")
@@ -149,7 +152,8 @@ def evaluate_ranking(
         groups = _IdentityGroups(gallery_pids)
     for start in range(0, num_query, query_block_size):
         rows = slice(start, start + query_block_size)
-        order = _ranked_gallery(distmat[rows], higher_is_better)
+        block = distmat[rows]
+        order = stable_argsort_rows(-block if higher_is_better else block)  # best first
         if protocol == "cuhk03_sgs":
             _add_single_gallery_shot(
                 totals,
@@ -205,11 +209,6 @@ class _Totals:
         )
 
 
-def _ranked_gallery(block, higher_is_better):
-    """Gallery indices of each row, best first, ties in gallery order."""
-    return stable_argsort_rows(-block if higher_is_better else block)
-
-
 def _all_gallery_scores(order, query_pids, query_camids, gallery_pids, gallery_camids):
     """First-match rank, AP and INP of each query with a correct match, and the skip count.
 
@@ -240,42 +239,54 @@ def _all_gallery_scores(order, query_pids, query_camids, gallery_pids, gallery_c
 
 
 class _IdentityGroups:
-    """Gallery columns grouped by identity, for per-identity maxima with `reduceat`."""
+    """Gallery columns sorted by identity (stable), for per-identity maxima with `reduceat`."""
 
     def __init__(self, gallery_pids):
         self.column_order = np.argsort(gallery_pids, kind="stable")
         grouped = gallery_pids[self.column_order]
         self.starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
-        self.sizes = np.diff(np.r_[self.starts, len(grouped)])
+        self.pids = grouped[self.starts]
+
+    def index_of(self, pids):
+        """Group index of each pid, or -1 where the gallery lacks it."""
+        index = np.minimum(np.searchsorted(self.pids, pids), len(self.pids) - 1)
+        return np.where(self.pids[index] == pids, index, -1)
 
 
 def _add_single_gallery_shot(
     totals, order, query_pids, query_camids, gallery_pids, gallery_camids, generators, groups
 ):
-    """Add one block of queries under the single-gallery-shot protocol, all rounds."""
+    """Add one block of queries under the single-gallery-shot protocol, all rounds.
+
+    Each kept entry is packed as (priority << 32 | ranked position): the per-identity
+    maximum then names both the sampled image and its position, so a round costs a few
+    passes over the block plus work on (rows, identities) arrays.
+    """
     num_rows, num_gallery = order.shape
     position = np.empty_like(order)
     np.put_along_axis(position, order, np.arange(num_gallery), axis=1)
 
-    columns = groups.column_order  # work in identity-grouped column layout
-    position = position[:, columns]
-    same_pid = gallery_pids[columns] == query_pids[:, None]
-    kept = ~(same_pid & (gallery_camids[columns] == query_camids[:, None]))
-    evaluated = np.any(same_pid & kept, axis=1)
+    columns = groups.column_order  # identity-grouped column layout from here on
+    position = position[:, columns].astype(np.int64)
+    junk = (gallery_pids[columns] == query_pids[:, None]) & (
+        gallery_camids[columns] == query_camids[:, None]
+    )
+    own_group = groups.index_of(query_pids)
+    rows = np.arange(num_rows)
+    num_kept = np.add.reduceat(~junk, groups.starts, axis=1)
+    evaluated = (own_group >= 0) & (num_kept[rows, own_group] > 0)
     totals.num_skipped += int(num_rows - evaluated.sum())
-    column_index = np.arange(num_gallery, dtype=np.int64)
+    rows, own_group = rows[evaluated], own_group[evaluated]
 
     for generator in generators:
         # Drawn for every row, skipped or not, so that results do not depend on blocks.
         draws = generator.random((num_rows, num_gallery))
-        priority = ((draws * 2**31).astype(np.int64) << 32) | column_index  # all distinct
-        priority = priority[:, columns]
-        priority[~kept] = -1
-        best = np.maximum.reduceat(priority, groups.starts, axis=1)
-        sampled = kept & (priority == np.repeat(best, groups.sizes, axis=1))
-        positive_position = np.where(sampled & same_pid, position, num_gallery).min(axis=1)
-        ranks = np.count_nonzero(sampled & (position <= positive_position[:, None]), axis=1)
-        ranks = ranks[evaluated]
+        packed = ((draws * 2**31).astype(np.int64) << 32) | position
+        packed[junk] = -1
+        best = np.maximum.reduceat(packed, groups.starts, axis=1)  # -1: no kept image
+        sampled_position = np.where(best >= 0, best & 0xFFFFFFFF, num_gallery)
+        positive_position = sampled_position[rows, own_group]
+        ranks = np.count_nonzero(sampled_position[rows] <= positive_position[:, None], axis=1)
         totals.add(ranks, 1.0 / ranks, 1.0 / ranks, weight=1.0 / len(generators))
 
 

@@ -26,11 +26,12 @@ taken as symmetric, as distances are; the reference code then gives the same num
 
 Memory: the N x N float32 matrix of normalised squared distances (4 N^2 bytes) is the
 one full-size array, besides the caller's inputs and the (Q, G) float32 result. Other
-temporaries are bounded by `block_size` rows: about 16 * block_size * N bytes for the
-neighbour search and 8 * block_size * G bytes (plus the matching sparse entries) for
-the Jaccard step. The encodings V are kept sparse, at most N * (k1 + 1) * (round(k1 / 2)
-+ 2) entries before query expansion and k2 times that after, and usually far fewer,
-instead of the reference code's dense N x N arrays.
+temporaries are bounded by `block_size` rows (about 40 * block_size * N bytes in the
+neighbour search, 8 * block_size * G in the Jaccard step) and by the 2**20 sparse
+entries joined at once (about 40 MiB). The encodings V stay sparse, at most
+N * (k1 + 1) * (round(k1 / 2) + 2) entries before query expansion and k2 times that
+after, usually far fewer, where the reference code holds several dense N x N arrays.
+`benchmarks/bench_metrics.py` prints the traced peak next to 4 N^2 bytes.
 """
 
 import numpy as np
@@ -38,7 +39,7 @@ import numpy as np
 from keras_msreid.metrics._sort_keys import row_order_from_keys, stable_row_keys
 
 # Upper bound on the (query entry, gallery entry) pairs joined at once in the Jaccard step.
-_JOIN_BUDGET = 1 << 22
+_JOIN_BUDGET = 1 << 20
 
 
 def re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3, block_size=256):

@@ -63,7 +63,8 @@ def test_integer_features_are_accepted():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(a=np.zeros(3)), r"a must be a 2-D \(num_samples, dim\) matrix, got shape \(3,\)"),
+        (dict(a=np.zeros(3)), r"a must be a non-empty 2-D \(num_samples, dim\) matrix, got shape \(3,\)"),
+        (dict(b=np.zeros((0, 4))), r"b must be a non-empty 2-D \(num_samples, dim\) matrix, got shape \(0, 4\)"),
         (dict(b=np.zeros((2, 5))), r"a and b must have the same feature dimension, got a \(2, 4\) and b \(2, 5\)"),
         (dict(b=np.array([[1, 2, 3, np.inf], [0, 0, 0, 1.0]])), r"b has NaN or inf values \(first in row 0\)"),
         (dict(a=np.array([["x"] * 4] * 2)), r"a must hold real numbers, got dtype <U1"),

@@ -69,8 +69,10 @@ def pairwise_distance(a, b, metric="euclidean", block_size=1024):
 
 def _check_features(features, name):
     features = np.asarray(features)
-    if features.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (num_samples, dim) matrix, got shape {features.shape}")
+    if features.ndim != 2 or 0 in features.shape:
+        raise ValueError(
+            f"{name} must be a non-empty 2-D (num_samples, dim) matrix, got shape {features.shape}"
+        )
     if features.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers, got dtype {features.dtype}")
     if not np.isfinite(features).all():

@@ -273,8 +273,8 @@ def _add_single_gallery_shot(
     )
     own_group = groups.index_of(query_pids)
     rows = np.arange(num_rows)
-    num_kept = np.add.reduceat(~junk, groups.starts, axis=1)
-    evaluated = (own_group >= 0) & (num_kept[rows, own_group] > 0)
+    has_kept = np.logical_or.reduceat(~junk, groups.starts, axis=1)  # (rows, identities)
+    evaluated = (own_group >= 0) & has_kept[rows, own_group]
     totals.num_skipped += int(num_rows - evaluated.sum())
     rows, own_group = rows[evaluated], own_group[evaluated]
 

@@ -1,0 +1,104 @@
+"""The convolution similarity network (CSN) block of one level."""
+
+import keras
+from keras import layers, ops
+
+from keras_msreid.layers.depthwise_correlation import DepthwiseCorrelation
+from keras_msreid.layers.spatial_transformer import SpatialTransformer
+
+
+@keras.saving.register_keras_serializable(package="keras_msreid")
+class ConvSimilarity(layers.Layer):
+    """Compares two images at one level: STN patch of one, correlated over the other.
+
+    The block has a per-image half and a per-pair half, so that features are
+    computed once per image and only the cheap half runs per pair:
+
+    - `features(feature_map)`: projects the trunk's map to `channels` channels,
+      normalises every cell to a unit vector (scores stay bounded), and crops
+      `parts` patches with a `SpatialTransformer`. Returns `(map, patches, theta)`.
+    - `call([patches_a, maps_b])`: depth-wise correlation of A's patches over B's
+      map, reduced by a 1x1 convolution to `reduced_channels`. Stack both
+      directions (`[patches_a; patches_b]` against `[maps_b; maps_a]`) in one call
+      and average what follows, and the score is symmetric by construction.
+      `strides` > 1 compares at a coarser grid of positions (cheaper per pair).
+
+    Example:
+
+    >>> csn = ConvSimilarity(channels=16, patch_size=(5, 3))
+    >>> maps, patches, _ = csn.features(keras.random.normal((2, 40, 16, 64)))
+    >>> tuple(csn([patches[:1], maps[1:]]).shape)   # image 0's patch over image 1
+    (1, 40, 16, 32)
+    """
+
+    def __init__(
+        self,
+        channels=32,
+        patch_size=(5, 3),
+        parts=1,
+        reduced_channels=32,
+        learn_transform=True,
+        correlation="grouped",
+        strides=1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.patch_size = tuple(int(v) for v in patch_size)
+        self.parts = int(parts)
+        self.reduced_channels = int(reduced_channels)
+        self.learn_transform = bool(learn_transform)
+        self.correlation_method = correlation
+        self.strides = int(strides)
+        self.projection = layers.Conv2D(self.channels, 1, use_bias=False, name="projection")
+        self.projection_norm = layers.BatchNormalization(name="projection_norm")
+        self.unit_norm = layers.UnitNormalization(axis=-1, name="unit_norm")
+        self.spatial_transformer = SpatialTransformer(
+            self.patch_size, self.parts, learn_transform=self.learn_transform, name="spatial_transformer"
+        )
+        self.correlations = {
+            method: DepthwiseCorrelation(method, self.strides, name=f"correlation_{method}")
+            for method in DepthwiseCorrelation.METHODS
+        }
+        if correlation not in self.correlations:
+            raise ValueError(f"correlation must be one of {DepthwiseCorrelation.METHODS}, got {correlation!r}")
+        self.reduction = layers.Conv2D(self.reduced_channels, 1, use_bias=False, name="reduction")
+        self.reduction_norm = layers.BatchNormalization(name="reduction_norm")
+
+    def build(self, input_shape):
+        """`input_shape` is the trunk map's shape `(batch, height, width, trunk_channels)`."""
+        map_shape = tuple(input_shape[:3]) + (self.channels,)
+        self.projection.build(input_shape)
+        self.projection_norm.build(map_shape)
+        self.spatial_transformer.build(map_shape)
+        score_shape = self.correlations[self.correlation_method].compute_output_shape(
+            ((None, self.parts) + self.patch_size + (self.channels,), map_shape)
+        )
+        self.reduction.build(score_shape)
+        self.reduction_norm.build(score_shape[:3] + (self.reduced_channels,))
+
+    def features(self, feature_map, training=None):
+        if not self.built:
+            self.build(feature_map.shape)
+        projected = self.projection_norm(self.projection(feature_map), training=training)
+        unit_map = self.unit_norm(projected)
+        patches, theta = self.spatial_transformer(unit_map, training=training)
+        return unit_map, patches, theta
+
+    def call(self, inputs, training=None, correlation=None):
+        patches, maps = inputs
+        scores = self.correlations[correlation or self.correlation_method]([patches, maps])
+        return ops.relu(self.reduction_norm(self.reduction(scores), training=training))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            channels=self.channels,
+            patch_size=self.patch_size,
+            parts=self.parts,
+            reduced_channels=self.reduced_channels,
+            learn_transform=self.learn_transform,
+            correlation=self.correlation_method,
+            strides=self.strides,
+        )
+        return config

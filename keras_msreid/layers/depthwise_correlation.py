@@ -1,0 +1,122 @@
+"""Depth-wise correlation: one image's patch slid over another image's feature map."""
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+
+def _same_padding(kernel_size):
+    """TensorFlow's SAME padding for stride 1: the extra cell goes after."""
+    before = (kernel_size - 1) // 2
+    return before, kernel_size - 1 - before
+
+
+def correlate_grouped(patches, feature_maps, stride=1):
+    """Correlation of many pairs as ONE depth-wise convolution.
+
+    Each pair's channels become channels of a single image: the maps are laid side
+    by side in the channel axis and each pair's patch becomes the depth-wise kernel
+    of its own channels. One large op runs forward and backward several times
+    faster than a loop of small ones (../shared/DESIGN.md section 2).
+
+    Args:
+        patches: `(pairs, patch_h, patch_w, channels)`.
+        feature_maps: `(pairs, height, width, channels)`.
+
+        stride: evaluate every `stride`-th position in both directions.
+
+    Returns:
+        `(pairs, ceil(height / stride), ceil(width / stride), channels)`:
+        SAME-padded correlation, unscaled.
+    """
+    pairs = tf.shape(feature_maps)[0]
+    _, height, width, channels = feature_maps.shape
+    patch_h, patch_w = patches.shape[1], patches.shape[2]
+    images = tf.reshape(tf.transpose(feature_maps, (1, 2, 0, 3)), (1, height, width, -1))
+    # Explicit stride-1 SAME padding, then VALID: with a stride, TensorFlow's own
+    # SAME padding would shift the grid of evaluated positions.
+    images = tf.pad(images, ((0, 0), _same_padding(patch_h), _same_padding(patch_w), (0, 0)))
+    kernels = tf.reshape(tf.transpose(patches, (1, 2, 0, 3)), (patch_h, patch_w, -1, 1))
+    scores = tf.nn.depthwise_conv2d(images, kernels, strides=(1, stride, stride, 1), padding="VALID")
+    scores = tf.reshape(scores, (scores.shape[1], scores.shape[2], pairs, channels))
+    return tf.transpose(scores, (2, 0, 1, 3))
+
+
+def correlate_shift_add(patches, feature_maps, stride=1):
+    """The same correlation as a sum of shifted, weighted copies of the map.
+
+    Uses only pad, slice, multiply and add, which convert to TFLITE_BUILTINS and
+    quantize to int8 with a kernel that is a run-time tensor.
+    """
+    _, height, width, _ = feature_maps.shape
+    patch_h, patch_w = patches.shape[1], patches.shape[2]
+    padded = ops.pad(
+        feature_maps, ((0, 0), _same_padding(patch_h), _same_padding(patch_w), (0, 0))
+    )
+    total = None
+    for i in range(patch_h):
+        for j in range(patch_w):
+            weight = patches[:, i : i + 1, j : j + 1, :]
+            term = padded[:, i : i + height : stride, j : j + width : stride, :] * weight
+            total = term if total is None else total + term
+    return total
+
+
+@keras.saving.register_keras_serializable(package="keras_msreid")
+class DepthwiseCorrelation(layers.Layer):
+    """Slides each pair's patch, channel by channel, over the other image's map.
+
+    `out[n, y, x, p*C + c] = mean_{i,j} patch[n, p, i, j, c] * map[n, y + i - pi, x + j - pj, c]`
+    with SAME padding (`pi, pj` = TensorFlow's leading pad), evaluated at every
+    `strides`-th position (a coarser grid of positions, not a coarser patch: the
+    patch keeps the map's detail). Dividing by the patch
+    area keeps scores in [-1, 1] when the inputs are unit vectors per cell, which
+    also keeps int8 quantization accurate. Parts are stacked along channels.
+
+    `method="grouped"` folds all pairs into one depth-wise convolution (fast to
+    train); `method="shift_add"` uses builtin element-wise ops only (for TFLite).
+    Both give the same numbers.
+
+    Example:
+
+    >>> corr = DepthwiseCorrelation()
+    >>> patches = keras.random.normal((8, 2, 5, 3, 16))   # (pairs, parts, ph, pw, C)
+    >>> maps = keras.random.normal((8, 40, 16, 16))
+    >>> tuple(corr([patches, maps]).shape)
+    (8, 40, 16, 32)
+    """
+
+    METHODS = ("grouped", "shift_add")
+
+    def __init__(self, method="grouped", strides=1, **kwargs):
+        super().__init__(**kwargs)
+        if method not in self.METHODS:
+            raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
+        self.method = method
+        self.strides = int(strides)
+
+    def call(self, inputs):
+        patches, feature_maps = inputs
+        parts, patch_h, patch_w, channels = patches.shape[1:]
+        _, height, width, _ = feature_maps.shape
+        # Fold parts into pairs: every part meets the same map.
+        flat_patches = ops.reshape(patches, (-1, patch_h, patch_w, channels))
+        flat_maps = ops.reshape(
+            ops.repeat(ops.expand_dims(feature_maps, 1), parts, axis=1), (-1, height, width, channels)
+        )
+        correlate = correlate_grouped if self.method == "grouped" else correlate_shift_add
+        scores = correlate(flat_patches, flat_maps, self.strides) * (1.0 / (patch_h * patch_w))
+        height, width = scores.shape[1], scores.shape[2]
+        scores = ops.reshape(scores, (-1, parts, height, width, channels))
+        scores = ops.transpose(scores, (0, 2, 3, 1, 4))
+        return ops.reshape(scores, (-1, height, width, parts * channels))
+
+    def compute_output_shape(self, input_shape):
+        patch_shape, map_shape = input_shape
+        height, width = (-(-size // self.strides) for size in map_shape[1:3])
+        return (map_shape[0], height, width, patch_shape[1] * map_shape[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(method=self.method, strides=self.strides)
+        return config

@@ -1,0 +1,94 @@
+"""Multi-level fusion of similarity maps into one pair logit."""
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="keras_msreid")
+class SimilarityFusion(layers.Layer):
+    """Joins similarity maps from low to high level and gives one logit per pair.
+
+    The running map is reduced (1x1 convolution with the stride that brings it to
+    the next level's resolution), concatenated with that level's map and mixed by a
+    1x1 convolution; after the last level, a 3x3 convolution (at the coarsest
+    resolution, where it is cheap), global average pooling, a hidden dense layer
+    and a dense layer give the logit. Everything here runs once per pair, so the
+    full-resolution steps stay point-wise.
+
+    Args:
+        strides: the stride of each input level relative to the image, low to high
+            (e.g. `(8, 8, 16)`); each must divide the next (equal strides are
+            joined without downsampling).
+        channels: width of the reduced and mixed maps.
+        hidden_units: width of the dense layer before the logit.
+
+    Example:
+
+    >>> fusion = SimilarityFusion(strides=(4, 16))
+    >>> maps = [keras.random.normal((3, 40, 16, 32)), keras.random.normal((3, 10, 4, 32))]
+    >>> tuple(fusion(maps).shape)
+    (3, 1)
+    """
+
+    def __init__(self, strides, channels=32, hidden_units=64, **kwargs):
+        super().__init__(**kwargs)
+        self.strides = tuple(int(s) for s in strides)
+        self.channels = int(channels)
+        self.hidden_units = int(hidden_units)
+        if not self.strides:
+            raise ValueError("SimilarityFusion needs at least one level")
+        for low, high in zip(self.strides, self.strides[1:]):
+            if high < low or high % low:
+                raise ValueError(f"each stride must divide the next, got {self.strides}")
+        self.downsample = []
+        self.downsample_norm = []
+        for index, (low, high) in enumerate(zip(self.strides, self.strides[1:])):
+            self.downsample.append(
+                layers.Conv2D(self.channels, 1, strides=high // low, use_bias=False, name=f"downsample_{index}")
+            )
+            self.downsample_norm.append(layers.BatchNormalization(name=f"downsample_norm_{index}"))
+        self.mix = [
+            layers.Conv2D(self.channels, 1, use_bias=False, name=f"mix_{index}") for index in range(len(self.strides))
+        ]
+        self.mix_norm = [layers.BatchNormalization(name=f"mix_norm_{index}") for index in range(len(self.strides))]
+        self.context = layers.Conv2D(self.channels, 3, padding="same", use_bias=False, name="context")
+        self.context_norm = layers.BatchNormalization(name="context_norm")
+        self.hidden = layers.Dense(self.hidden_units, activation="relu", name="hidden")
+        self.logit = layers.Dense(1, name="logit")
+
+    def build(self, input_shape):
+        running = None
+        for index, shape in enumerate(input_shape):
+            if running is not None:
+                self.downsample[index - 1].build(running)
+                running = self.downsample[index - 1].compute_output_shape(running)
+                self.downsample_norm[index - 1].build(running)
+                shape = tuple(shape[:3]) + (shape[3] + self.channels,)
+            self.mix[index].build(shape)
+            running = tuple(shape[:3]) + (self.channels,)
+            self.mix_norm[index].build(running)
+        self.context.build(running)
+        self.context_norm.build(running)
+        self.hidden.build((None, self.channels))
+        self.logit.build((None, self.hidden_units))
+
+    def call(self, maps, training=None):
+        if len(maps) != len(self.strides):
+            raise ValueError(f"expected {len(self.strides)} similarity maps, got {len(maps)}")
+        running = None
+        for index, level_map in enumerate(maps):
+            if running is not None:
+                reduced = self.downsample[index - 1](running)
+                reduced = ops.relu(self.downsample_norm[index - 1](reduced, training=training))
+                level_map = ops.concatenate([reduced, level_map], axis=-1)
+            running = ops.relu(self.mix_norm[index](self.mix[index](level_map), training=training))
+        running = ops.relu(self.context_norm(self.context(running), training=training))
+        return self.logit(self.hidden(ops.mean(running, axis=(1, 2))))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], 1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(strides=self.strides, channels=self.channels, hidden_units=self.hidden_units)
+        return config

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_msreid.layers.depthwise_correlation import DepthwiseCorrelation
+
+
+def naive_correlation(patches, maps, stride=1):
+    """Slow reference: explicit loops, SAME padding with the extra cell after."""
+    pairs, parts, patch_h, patch_w, channels = patches.shape
+    _, height, width, _ = maps.shape
+    top, left = (patch_h - 1) // 2, (patch_w - 1) // 2
+    out_h, out_w = -(-height // stride), -(-width // stride)
+    out = np.zeros((pairs, out_h, out_w, parts * channels))
+    for n in range(pairs):
+        for p in range(parts):
+            for oy in range(out_h):
+                for ox in range(out_w):
+                    y, x = oy * stride, ox * stride
+                    for c in range(channels):
+                        total = 0.0
+                        for i in range(patch_h):
+                            for j in range(patch_w):
+                                yy, xx = y + i - top, x + j - left
+                                if 0 <= yy < height and 0 <= xx < width:
+                                    total += patches[n, p, i, j, c] * maps[n, yy, xx, c]
+                        out[n, oy, ox, p * channels + c] = total / (patch_h * patch_w)
+    return out
+
+
+@pytest.mark.parametrize("method", DepthwiseCorrelation.METHODS)
+@pytest.mark.parametrize(
+    "patch_size,parts,stride", [((5, 3), 1, 1), ((4, 2), 2, 1), ((3, 3), 1, 2), ((2, 5), 2, 2)]
+)
+def test_matches_naive_loop_with_a_different_kernel_per_pair(method, patch_size, parts, stride):
+    rng = np.random.default_rng(0)
+    patches = rng.normal(size=(3, parts) + patch_size + (4,)).astype("float32")
+    maps = rng.normal(size=(3, 7, 6, 4)).astype("float32")
+    out = DepthwiseCorrelation(method, strides=stride)([tf.constant(patches), tf.constant(maps)]).numpy()
+    np.testing.assert_allclose(out, naive_correlation(patches, maps, stride), atol=1e-5)
+
+
+def test_grouped_and_shift_add_agree_in_value_and_gradient():
+    rng = np.random.default_rng(1)
+    patches = tf.constant(rng.normal(size=(16, 2, 5, 3, 8)).astype("float32"))
+    maps = tf.constant(rng.normal(size=(16, 20, 8, 8)).astype("float32"))
+    results = []
+    for method in DepthwiseCorrelation.METHODS:
+        with tf.GradientTape() as tape:
+            tape.watch([patches, maps])
+            out = DepthwiseCorrelation(method, strides=2)([patches, maps])
+            loss = tf.reduce_sum(out**2)
+        results.append([out.numpy()] + [g.numpy() for g in tape.gradient(loss, [patches, maps])])
+    for grouped, shift_add in zip(*results):
+        np.testing.assert_allclose(grouped, shift_add, rtol=1e-4, atol=1e-4)
+
+
+def test_unit_vectors_give_scores_within_minus_one_and_one():
+    rng = np.random.default_rng(2)
+    maps = rng.normal(size=(4, 10, 4, 16))
+    maps /= np.linalg.norm(maps, axis=-1, keepdims=True)
+    patches = maps[:, None, 2:7, 0:3]
+    out = DepthwiseCorrelation()([tf.constant(patches, tf.float32), tf.constant(maps, tf.float32)]).numpy()
+    assert out.max() <= 1.0 and out.min() >= -1.0
+
+
+def test_rejects_unknown_method_and_round_trips_config():
+    with pytest.raises(ValueError, match="method must be one of"):
+        DepthwiseCorrelation("fft")
+    layer = DepthwiseCorrelation("shift_add", strides=2)
+    clone = DepthwiseCorrelation.from_config(layer.get_config())
+    assert (clone.method, clone.strides) == ("shift_add", 2)

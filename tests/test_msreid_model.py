@@ -1,0 +1,102 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_msreid.models import MSReID
+
+SMALL = dict(image_size=(64, 32), patch_size=(3, 2), widths=(8, 16, 16, 32), depths=(1, 1, 1), similarity_channels=8,
+             reduced_channels=8, fusion_channels=8, embedding_dim=16)
+
+
+def images(count, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (count, 64, 32, 3)).astype("float32")
+
+
+def pair_inputs(names, features_a, features_b):
+    inputs = {f"a_{name}": features_a[name] for name in names}
+    inputs.update({f"b_{name}": features_b[name] for name in names})
+    return inputs
+
+
+@pytest.fixture(scope="module")
+def model():
+    model = MSReID(num_classes=4, parts=2, **SMALL)
+    model(images(2))
+    # Non-trivial batch-norm statistics, so that inference differs from initialisation.
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(np.random.default_rng(1).normal(size=layer.moving_mean.shape) * 0.1)
+    return model
+
+
+def test_outputs_per_image(model):
+    outputs = model(images(3))
+    assert outputs["embedding"].shape == (3, 16)
+    assert outputs["id_logits"].shape == (3, 4)
+    assert outputs["low_map"].shape == (3, 16, 8, 8)
+    assert outputs["mid_map"].shape == (3, 8, 4, 8)
+    assert outputs["high_map"].shape == (3, 4, 2, 8)
+    assert outputs["high_patch"].shape == (3, 2, 3, 2, 8)
+    # Cells of the similarity maps are unit vectors.
+    norms = np.linalg.norm(outputs["mid_map"].numpy(), axis=-1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-4)
+
+
+def test_score_is_symmetric_and_both_correlation_forms_agree(model):
+    features = model.extractor().predict(images(6), verbose=0)
+    names = model.scorer_feature_names
+    a = {name: value[[0, 1, 2, 3]] for name, value in features.items()}
+    b = {name: value[[4, 5, 3, 0]] for name, value in features.items()}
+    scorer = model.scorer("shift_add")
+    forward = scorer.predict(pair_inputs(names, a, b), verbose=0)["score"]
+    backward = scorer.predict(pair_inputs(names, b, a), verbose=0)["score"]
+    grouped = model.scorer("grouped").predict(pair_inputs(names, a, b), verbose=0)["score"]
+    np.testing.assert_allclose(forward, backward, atol=1e-6)
+    np.testing.assert_allclose(forward, grouped, atol=1e-5)
+    assert forward.shape == (4,)
+    assert np.all((forward > 0) & (forward < 1))
+    # The unit-norm embedding of the extractor.
+    np.testing.assert_allclose(np.linalg.norm(features["embedding"], axis=-1), 1.0, atol=1e-5)
+
+
+def test_save_and_load_in_safe_mode_keeps_outputs(model, tmp_path):
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.get_config() == model.get_config()
+    batch = images(2, seed=5)
+    for name, value in model(batch).items():
+        np.testing.assert_allclose(loaded(batch)[name], value, atol=1e-5, err_msg=name)
+
+
+def test_fit_lowers_the_loss_on_a_fixed_batch():
+    keras.utils.set_random_seed(0)
+    model = MSReID(num_classes=4, levels=("low", "high"), **SMALL)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), pair_negatives=1)
+    x = images(16)
+    y = np.repeat(np.arange(4), 4).astype("int32")
+    data = tf.data.Dataset.from_tensors((x, y)).repeat()
+    history = model.fit(data, steps_per_epoch=15, epochs=2, verbose=0).history
+    assert history["loss"][1] < history["loss"][0]
+    for name in ("identity_loss", "triplet_loss", "verification_loss", "ranking_loss", "pair_accuracy"):
+        assert np.isfinite(history[name][-1]), name
+
+
+def test_embedding_only_model_has_no_scorer_and_bad_arguments_are_named():
+    model = MSReID(levels=(), **SMALL)
+    assert model.scorer_feature_names == []
+    with pytest.raises(ValueError, match="no similarity levels"):
+        model.scorer()
+    with pytest.raises(ValueError, match=r"unknown levels \['top'\]"):
+        MSReID(levels=("top",))
+    with pytest.raises(ValueError, match=r"unknown loss_weights \['rank'\]"):
+        MSReID(**SMALL).compile(loss_weights={"rank": 1.0})
+    with pytest.raises(ValueError, match=r"image_size must be divisible by 16, got \(60, 32\)"):
+        MSReID(image_size=(60, 32))
+
+
+def test_default_model_fits_the_parameter_budget():
+    model = MSReID(num_classes=None)
+    model(np.zeros((1, 160, 64, 3), "float32"))
+    assert model.count_params() <= 2_000_000

@@ -2,7 +2,8 @@
 
 Three tables, each figure a median over repeated timings in the same run:
 1. whole pipelines: PK batches at 160x64 from image files, with and without the
-   default augmentation, next to a plain shuffle-decode-batch reference;
+   default augmentation, from files or from the decoded-image cache, next to a plain
+   shuffle-decode-batch reference;
 2. the per-image stage alone (one thread): decode, and decode + resize with the
    antialiased kernel against the plain bilinear one `load_image` uses to upscale;
 3. each augmentation op on one batch, uint8 against float32 input.
@@ -135,6 +136,9 @@ def pipeline_table(records, args):
         ),
         "PK + default augmentation, deterministic=True": lambda: make_train_dataset(
             records, IMAGE_SIZE, args.p, args.k, AugmentConfig(), deterministic=True
+        ),
+        "PK + default augmentation, cache_decoded=True": lambda: make_train_dataset(
+            records, IMAGE_SIZE, args.p, args.k, AugmentConfig(), cache_decoded=True
         ),
         "PK, no augmentation": lambda: make_train_dataset(
             records, IMAGE_SIZE, args.p, args.k, None

@@ -117,6 +117,57 @@ def test_corrupt_files_are_skipped_and_batches_keep_p_times_k_images(records, tm
     assert str(garbage) in log and str(truncated) in log
 
 
+def test_start_batch_resumes_the_same_stream(records):
+    def stream(start_batch):
+        dataset = make_train_dataset(
+            records, SIZE, 3, 2, AugmentConfig(padding=2), seed=5, deterministic=True,
+            start_batch=start_batch,
+        )
+        batches = dataset.take(6 - start_batch)
+        return [(images.numpy(), labels.numpy()) for images, labels in batches]
+
+    full, resumed = stream(0), stream(4)
+    for (images, labels), (images_resumed, labels_resumed) in zip(full[4:], resumed):
+        np.testing.assert_array_equal(images, images_resumed)
+        np.testing.assert_array_equal(labels, labels_resumed)
+
+
+def test_cached_images_give_the_same_stream_as_decoding(records):
+    def stream(cache_decoded):
+        dataset = make_train_dataset(
+            records, SIZE, 3, 2, AugmentConfig(padding=2), seed=2, deterministic=True,
+            cache_decoded=cache_decoded,
+        )
+        return [(images.numpy(), labels.numpy()) for images, labels in dataset.take(5)]
+
+    for (images, labels), (cached_images, cached_labels) in zip(stream(False), stream(True)):
+        np.testing.assert_array_equal(images, cached_images)
+        np.testing.assert_array_equal(labels, cached_labels)
+
+
+def test_cache_leaves_out_corrupt_files_and_names_them(records, tmp_path, capfd):
+    garbage = tmp_path / "0002_c1s1_000000_00.png"
+    garbage.write_bytes(b"not an image")
+    broken = [Record(str(garbage), 2, 1) if r.pid == 2 else r for r in records]
+    dataset = make_train_dataset(broken, SIZE, p=3, k=2, augment=None, cache_decoded=True)
+    colours = colours_by_pid(records)
+    for images, labels in dataset.take(4):
+        check_pk_batch(images, labels, 3, 2)
+        assert 2 not in labels.numpy()
+        for image, label in zip(images.numpy(), labels.numpy()):
+            assert tuple(image[0, 0].astype(int)) in colours[label]
+    assert f'skipped unreadable images: ["{garbage}"' in capfd.readouterr().err
+    all_broken = [Record(str(garbage), r.pid, 1) for r in records]
+    with pytest.raises(ValueError, match=f"none of the {len(records)} images could be decoded"):
+        make_train_dataset(all_broken, SIZE, p=3, k=2, cache_decoded=True)
+
+
+def test_cache_refuses_a_distribution_scope(records):
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        with pytest.raises(ValueError, match="cache_decoded=True.* outside a tf.distribute"):
+            make_train_dataset(records, SIZE, p=3, k=2, cache_decoded=True)
+
+
 def test_train_dataset_errors_name_the_problem(records):
     with pytest.raises(ValueError, match="make_train_dataset got no records"):
         make_train_dataset([], SIZE)

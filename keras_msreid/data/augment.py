@@ -109,12 +109,13 @@ def augment_batch(images, seed, config=AugmentConfig()):
     """
     seeds = tf.random.experimental.stateless_split(seed, num=4)
     batch = tf.shape(images)[0]
-    flips = _draw_flips(batch, seeds[0], config.flip_probability)
-    shifts = _draw_shifts(batch, seeds[1], config.padding)
-    if config.flip_probability or config.padding:
-        images = _flip_and_shift(
-            images, flips if config.flip_probability else None, shifts if config.padding else None
-        )
+    flips, shifts = None, None
+    if config.flip_probability:
+        flips = _draw_flips(batch, seeds[0], config.flip_probability)
+    if config.padding:
+        shifts = _draw_shifts(batch, seeds[1], config.padding)
+    if flips is not None or shifts is not None:
+        images = _flip_and_shift(images, flips, shifts)
     if config.erasing_probability:
         images = random_erasing(
             images,

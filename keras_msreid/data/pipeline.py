@@ -5,8 +5,10 @@ model takes the same uint8 pixels a camera gives.
 
 Training: the `PKSampler` orders record indices one epoch at a time (a new order each
 epoch, forever: pass `steps_per_epoch(records, p, k)` to `model.fit`). Each PK batch
-decodes its images (decode + resize per image, batches in parallel), then augments the
-whole batch at once with vectorised ops.
+decodes its images (decode + resize per image, batches in parallel) to uint8, then
+augments the whole batch at once and hands float32 to the model: the batch crosses
+the pipeline at a quarter of the float32 size. `cache_decoded=True` decodes every image
+once up front instead (small sets, slow formats).
 
 Corrupt files: the dataset readers check images up front; as a second net a file
 that fails to decode mid-training is logged and dropped (`ignore_errors`) and its slot
@@ -91,7 +93,9 @@ def make_train_dataset(
         cache_decoded: decode and resize every image once, up front, and keep them
             in memory as uint8 (H * W * 3 bytes each: 30 KB at 160x64, 0.4 GB for
             Market-1501's 12,936 training images). Worth it for small sets and slow
-            formats (CUHK01 PNGs); files that fail to decode are reported and left out.
+            formats (CUHK01 PNGs). Files that fail to decode are reported and left
+            out of the sampler (epochs may then be a step shorter than
+            `steps_per_epoch(records)`; the stream is endless, so that is harmless).
     """
     records = list(records)
     if not records:

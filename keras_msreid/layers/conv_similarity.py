@@ -3,6 +3,7 @@
 import keras
 from keras import layers, ops
 
+from keras_msreid.layers.batch_norm import batch_norm
 from keras_msreid.layers.depthwise_correlation import DepthwiseCorrelation
 from keras_msreid.layers.spatial_transformer import SpatialTransformer
 
@@ -51,7 +52,7 @@ class ConvSimilarity(layers.Layer):
         self.correlation_method = correlation
         self.strides = int(strides)
         self.projection = layers.Conv2D(self.channels, 1, use_bias=False, name="projection")
-        self.projection_norm = layers.BatchNormalization(name="projection_norm")
+        self.projection_norm = batch_norm(name="projection_norm")
         self.unit_norm = layers.UnitNormalization(axis=-1, name="unit_norm")
         self.spatial_transformer = SpatialTransformer(
             self.patch_size, self.parts, learn_transform=self.learn_transform, name="spatial_transformer"
@@ -63,7 +64,7 @@ class ConvSimilarity(layers.Layer):
         if correlation not in self.correlations:
             raise ValueError(f"correlation must be one of {DepthwiseCorrelation.METHODS}, got {correlation!r}")
         self.reduction = layers.Conv2D(self.reduced_channels, 1, use_bias=False, name="reduction")
-        self.reduction_norm = layers.BatchNormalization(name="reduction_norm")
+        self.reduction_norm = batch_norm(name="reduction_norm")
 
     def build(self, input_shape):
         """`input_shape` is the trunk map's shape `(batch, height, width, trunk_channels)`."""

@@ -3,6 +3,8 @@
 import keras
 from keras import layers, ops
 
+from keras_msreid.layers.batch_norm import batch_norm
+
 
 @keras.saving.register_keras_serializable(package="keras_msreid")
 class EmbeddingHead(layers.Layer):
@@ -24,7 +26,7 @@ class EmbeddingHead(layers.Layer):
         super().__init__(**kwargs)
         self.dim = int(dim)
         self.projection = layers.Dense(self.dim, use_bias=False, name="projection")
-        self.norm = layers.BatchNormalization(name="norm")
+        self.norm = batch_norm(name="norm")
 
     def build(self, input_shape):
         self.projection.build((input_shape[0], input_shape[-1]))

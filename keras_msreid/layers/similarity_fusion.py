@@ -3,6 +3,8 @@
 import keras
 from keras import layers, ops
 
+from keras_msreid.layers.batch_norm import batch_norm
+
 
 @keras.saving.register_keras_serializable(package="keras_msreid")
 class SimilarityFusion(layers.Layer):
@@ -46,13 +48,13 @@ class SimilarityFusion(layers.Layer):
             self.downsample.append(
                 layers.Conv2D(self.channels, 1, strides=high // low, use_bias=False, name=f"downsample_{index}")
             )
-            self.downsample_norm.append(layers.BatchNormalization(name=f"downsample_norm_{index}"))
+            self.downsample_norm.append(batch_norm(name=f"downsample_norm_{index}"))
         self.mix = [
             layers.Conv2D(self.channels, 1, use_bias=False, name=f"mix_{index}") for index in range(len(self.strides))
         ]
-        self.mix_norm = [layers.BatchNormalization(name=f"mix_norm_{index}") for index in range(len(self.strides))]
+        self.mix_norm = [batch_norm(name=f"mix_norm_{index}") for index in range(len(self.strides))]
         self.context = layers.Conv2D(self.channels, 3, padding="same", use_bias=False, name="context")
-        self.context_norm = layers.BatchNormalization(name="context_norm")
+        self.context_norm = batch_norm(name="context_norm")
         self.hidden = layers.Dense(self.hidden_units, activation="relu", name="hidden")
         self.logit = layers.Dense(1, name="logit")
 

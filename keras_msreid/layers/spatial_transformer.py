@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from keras_msreid.layers.batch_norm import batch_norm
+
 
 def interpolation_matrix(centres, scales, num_samples, size):
     """Bilinear interpolation weights along one axis, as a dense matrix.
@@ -120,7 +122,7 @@ class SpatialTransformer(layers.Layer):
         self.prior_centre_y = spread.astype("float32")
         if self.learn_transform:
             self.hidden = layers.Conv2D(self.hidden_units, 1, use_bias=False, name="hidden")
-            self.hidden_norm = layers.BatchNormalization(name="hidden_norm")
+            self.hidden_norm = batch_norm(name="hidden_norm")
             self.hidden.build(input_shape)
             self.hidden_norm.build(input_shape[:-1] + (self.hidden_units,))
             # Zero kernel: the prediction starts exactly at the prior.

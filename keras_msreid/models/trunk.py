@@ -3,13 +3,15 @@
 import keras
 from keras import layers
 
+from keras_msreid.layers.batch_norm import batch_norm
+
 # Stride of each level's map relative to the input image.
 LEVEL_STRIDES = {"low": 4, "mid": 8, "high": 16}
 
 
 def _conv_bn_relu(x, filters, kernel_size, strides, name):
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = batch_norm(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -17,10 +19,10 @@ def _separable_block(x, filters, strides, name):
     """Depth-wise 3x3 then point-wise 1x1, residual when the shape is kept."""
     shortcut = x
     x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = batch_norm(name=f"{name}_dw_bn")(x)
     x = layers.ReLU(name=f"{name}_dw_relu")(x)
     x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
-    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    x = batch_norm(name=f"{name}_pw_bn")(x)
     if strides == 1 and shortcut.shape[-1] == filters:
         x = layers.Add(name=f"{name}_add")([shortcut, x])
     return layers.ReLU(name=f"{name}_relu")(x)

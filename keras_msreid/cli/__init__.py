@@ -11,7 +11,11 @@ import sys
 
 # Sub-command name -> module in this package.
 COMMANDS = {
+    "train": "train",
+    "evaluate": "evaluate",
+    "summary": "summary",
     "datasets": "datasets",
+    "synth": "synth",
 }
 
 

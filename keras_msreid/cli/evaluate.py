@@ -1,0 +1,49 @@
+"""`msreid evaluate`: rank a dataset's queries against its gallery with a trained model."""
+
+import json
+import logging
+
+HELP = "Evaluate a trained model (CMC rank-1/5/10/20, mAP, mINP) on a dataset's query/gallery split."
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="a .keras file written by msreid train")
+    parser.add_argument("--dataset", required=True, help="market1501, dukemtmc, msmt17, cuhk03, cuhk01 or folder")
+    parser.add_argument("--root", required=True, help="dataset root folder")
+    parser.add_argument("--protocol", default="market1501", help="market1501, cuhk01 or cuhk03_sgs")
+    parser.add_argument("--ranking", default="exhaustive", choices=("exhaustive", "two-stage"))
+    parser.add_argument("--shortlist", type=int, default=100, help="two-stage: embedding shortlist size K")
+    parser.add_argument("--fusion-weight", type=float, default=0.5, help="weight of the CSN score in the fusion")
+    parser.add_argument("--num-test-ids", type=int, help="CUHK01: test identities (100 or 486)")
+    parser.add_argument("--split-seed", type=int, help="CUHK01: seed of the identity split")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+
+
+def run(args):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    import keras
+
+    import keras_msreid.models  # noqa: F401  (registers the classes for safe loading)
+    from keras_msreid.datasets import build_dataset
+    from keras_msreid.retrieval.evaluate import evaluate_model
+    from keras_msreid.utils.atomic import atomic_write_text
+
+    options = {key: getattr(args, key) for key in ("num_test_ids", "split_seed") if getattr(args, key) is not None}
+    dataset = build_dataset(args.dataset, args.root, check_files=True, **options)
+    model = keras.saving.load_model(args.model, safe_mode=True)
+    results = evaluate_model(
+        model,
+        dataset,
+        ranking=args.ranking,
+        shortlist=args.shortlist,
+        fusion_weight=args.fusion_weight,
+        protocol=args.protocol,
+        progress=True,
+    )
+    print(f"{'ranking':>10}  rank-1  rank-5  rank-10  rank-20    mAP   mINP")
+    for name, result in results.items():
+        print(f"{name:>10}  {result['rank1']:.3f}   {result['rank5']:.3f}   {result['rank10']:.3f}    "
+              f"{result['rank20']:.3f}  {result['mAP']:.3f}  {result['mINP']:.3f}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(results, indent=2))
+    return 0

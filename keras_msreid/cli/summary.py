@@ -1,0 +1,24 @@
+"""`msreid summary`: parameters and multiply-adds of a model, counted from its graph."""
+
+HELP = "Print parameters and per-image / per-pair multiply-adds of a model."
+
+
+def add_arguments(parser):
+    parser.add_argument("model", nargs="?", help="a .keras file (default: a new model with the flags below)")
+    parser.add_argument("--image-size", type=int, nargs=2, default=(160, 64), metavar=("H", "W"))
+    parser.add_argument("--levels", nargs="*", default=["low", "mid", "high"])
+    parser.add_argument("--num-classes", type=int, default=751, help="ID classifier size (training only)")
+
+
+def run(args):
+    import keras
+
+    from keras_msreid.models import MSReID
+    from keras_msreid.models.budget import format_budget, model_budget
+
+    if args.model:
+        model = keras.saving.load_model(args.model, safe_mode=True)
+    else:
+        model = MSReID(image_size=tuple(args.image_size), levels=tuple(args.levels), num_classes=args.num_classes)
+    print(format_budget(model_budget(model)))
+    return 0

@@ -1,0 +1,81 @@
+"""Step-level checkpoints that let a killed training resume exactly where it was."""
+
+import json
+import math
+import pathlib
+
+import keras
+
+from keras_msreid.utils.atomic import atomic_path, atomic_write_text
+
+STATE_FILE = "state.json"
+
+
+def load_state(directory):
+    """The last complete checkpoint's state `{"global_step", "weights"}`, or None."""
+    path = pathlib.Path(directory) / STATE_FILE
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    weights = pathlib.Path(directory) / state["weights"]
+    if not weights.exists():
+        raise FileNotFoundError(f"{path} points at {weights}, which is missing")
+    state["weights_path"] = str(weights)
+    return state
+
+
+class ResumableCheckpoint(keras.callbacks.Callback):
+    """Saves weights and optimizer state every `every_steps` steps and at each epoch end.
+
+    Each save writes `step-NNNNNNNN.weights.h5` through a temporary file, then
+    atomically replaces `state.json`, which names it; only then is the previous
+    file removed. A kill at any moment leaves a state that names a complete file.
+    Non-finite losses are never saved. Resuming is `restore(model, directory)`
+    followed by a data stream that starts at the restored step (see `train`).
+
+    Example:
+
+    >>> callback = ResumableCheckpoint("run/checkpoint", every_steps=200)
+    >>> model.fit(data, epochs=10, steps_per_epoch=100, callbacks=[callback])
+    """
+
+    def __init__(self, directory, every_steps=200):
+        super().__init__()
+        self.directory = pathlib.Path(directory)
+        self.every_steps = int(every_steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps and self._step() % self.every_steps == 0:
+            self._save(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save(logs)
+
+    def _step(self):
+        return int(self.model.optimizer.iterations)
+
+    def _save(self, logs):
+        if logs and not all(math.isfinite(float(v)) for k, v in logs.items() if k.endswith("loss")):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        step = self._step()
+        name = f"step-{step:08d}.weights.h5"
+        if (self.directory / name).exists():
+            return
+        with atomic_path(self.directory / name) as temporary:
+            self.model.save_weights(temporary)
+        atomic_write_text(self.directory / STATE_FILE, json.dumps({"global_step": step, "weights": name}))
+        for old in self.directory.glob("step-*.weights.h5"):
+            if old.name != name:
+                old.unlink()
+
+
+def restore(model, directory):
+    """Loads the last checkpoint into a built, compiled model; returns its global step (0 if none)."""
+    state = load_state(directory)
+    if state is None:
+        return 0
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(state["weights_path"])
+    return int(state["global_step"])

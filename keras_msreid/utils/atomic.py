@@ -1,0 +1,33 @@
+"""Atomic file writes: readers see the old file or the new one, never half of one."""
+
+import contextlib
+import os
+import pathlib
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path`; on success it replaces `path` atomically.
+
+    On an exception the temporary file is removed and `path` is untouched.
+
+    Example:
+
+    >>> with atomic_path("model.keras") as temporary:
+    ...     model.save(temporary)
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Keep the suffix: some writers (Keras, TFLite) choose the format by it.
+    temporary = path.with_name(f".{path.stem}.partial{''.join(path.suffixes) or '.tmp'}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def atomic_write_text(path, text):
+    with atomic_path(path) as temporary:
+        pathlib.Path(temporary).write_text(text)

@@ -1,0 +1,73 @@
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_msreid.models  # noqa: F401  (registers classes for safe loading)
+from keras_msreid.synthetic import write_market1501
+from keras_msreid.training.config import TrainConfig
+
+JOB = pathlib.Path(__file__).with_name("training_job.py")
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "synthetic"
+    write_market1501(root, num_ids=16, num_cameras=2, seed=3)
+    return root
+
+
+def run_job(root, out_dir, *extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
+    return subprocess.run(
+        [sys.executable, str(JOB), str(root), str(out_dir), *extra],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+
+
+def test_training_killed_mid_epoch_resumes_to_the_same_result(tiny_dataset, tmp_path):
+    reference = run_job(tiny_dataset, tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    killed = run_job(tiny_dataset, tmp_path / "resumed", "--kill-at-step", "7")
+    assert killed.returncode == -9  # SIGKILL, in the middle of the second epoch (4 steps each)
+    state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
+    assert state["global_step"] == 6  # the last checkpoint before the kill
+    assert not (tmp_path / "resumed" / "model.keras").exists()
+
+    resumed = run_job(tiny_dataset, tmp_path / "resumed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = keras.saving.load_model(tmp_path / "reference" / "model.keras", safe_mode=True)
+    actual = keras.saving.load_model(tmp_path / "resumed" / "model.keras", safe_mode=True)
+    for want, got in zip(expected.weights, actual.weights):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6, err_msg=want.path)
+    metrics = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    assert set(metrics) == {"embedding", "csn", "fusion"}
+    history = (tmp_path / "resumed" / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2"]
+
+
+def test_trains_under_mirrored_strategy_on_two_logical_cpus(tiny_dataset, tmp_path):
+    result = run_job(tiny_dataset, tmp_path / "mirrored", "--mirrored")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "replicas 2" in result.stdout
+    history = (tmp_path / "mirrored" / "history.csv").read_text().splitlines()
+    header, row = history[0].split(","), history[1].split(",")
+    assert np.isfinite(float(row[header.index("loss")]))
+
+
+def test_config_yaml_round_trip_and_unknown_keys(tmp_path):
+    config = TrainConfig(dataset="cuhk01", root="/data/cuhk01", levels=("high",), dataset_options={"split_seed": 2})
+    config.save(tmp_path / "config.yaml")
+    assert TrainConfig.load(tmp_path / "config.yaml") == config
+    assert TrainConfig.load(tmp_path / "config.yaml", epochs=5).epochs == 5
+    (tmp_path / "bad.yaml").write_text("dataset: market1501\nlearning_rat: 0.1\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown training options \['learning_rat'\]"):
+        TrainConfig.load(tmp_path / "bad.yaml")
+    with pytest.raises(ValueError, match="strategy must be default, mirrored or multi_worker"):
+        TrainConfig(strategy="tpu")

@@ -1,0 +1,146 @@
+"""Person detectors: OpenCV's built-in HOG people detector, or a user-supplied TFLite SSD.
+
+Both return `Detection`s with boxes in frame pixels, keep only people at least
+`min_height` pixels tall and scoring at least `min_score`, and suppress
+overlapping boxes.
+
+HOG needs no download. "default" is OpenCV's 64x128 people model (people about
+100 px tall or more); "daimler" is its 48x96 model for smaller people. `resize`
+scales the frame before detection: below 1 is faster, above 1 finds people
+smaller than the model's window.
+
+A TFLite detector is SSD-style: one image input, outputs boxes (1, N, 4) as
+normalised (ymin, xmin, ymax, xmax), classes (1, N), scores (1, N) and a count,
+found by name (boxes / classes / scores / num) or else in that order, as
+`TFLite_Detection_PostProcess` writes them.
+
+Example:
+
+>>> detector = HOGDetector(min_height=80)
+>>> [d.box for d in detector(frame)]
+[(212, 80, 64, 128)]
+"""
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+from edge_demo.litert import TFLiteModel, tensor_quantization
+
+HOG_MODELS = {
+    "default": ((64, 128), cv2.HOGDescriptor_getDefaultPeopleDetector),
+    "daimler": ((48, 96), cv2.HOGDescriptor_getDaimlerPeopleDetector),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    box: tuple  # (x, y, w, h) in frame pixels
+    score: float
+
+
+def _suppress(boxes, scores, min_score, min_height, overlap):
+    """Drops small and low-scoring boxes, then non-maximum suppression."""
+    keep = [i for i, (box, score) in enumerate(zip(boxes, scores)) if box[3] >= min_height and score >= min_score]
+    if not keep:
+        return []
+    kept_boxes = [[int(v) for v in boxes[i]] for i in keep]
+    kept_scores = [float(scores[i]) for i in keep]
+    chosen = cv2.dnn.NMSBoxes(kept_boxes, kept_scores, min_score, overlap)
+    return [Detection(tuple(kept_boxes[i]), kept_scores[i]) for i in np.asarray(chosen).reshape(-1)]
+
+
+class HOGDetector:
+    """OpenCV's HOG + linear SVM people detector.
+
+    Args:
+        model: "default" (64x128 window) or "daimler" (48x96 window).
+        min_score: SVM margin below which a window is not a person.
+        min_height: smallest person kept, in frame pixels.
+        resize: frame scale before detection.
+        scale: pyramid step between detection scales (smaller is slower and finer).
+        stride: window stride in pixels.
+        overlap: IoU above which the lower-scoring of two boxes is dropped.
+    """
+
+    def __init__(self, model="default", min_score=0.3, min_height=0, resize=1.0, scale=1.05, stride=8, overlap=0.45):
+        if model not in HOG_MODELS:
+            raise ValueError(f"unknown HOG model {model!r}; choose from {sorted(HOG_MODELS)}")
+        if resize <= 0:
+            raise ValueError(f"resize must be > 0, got {resize}")
+        window, weights = HOG_MODELS[model]
+        self.hog = cv2.HOGDescriptor(window, (16, 16), (8, 8), (8, 8), 9)
+        self.hog.setSVMDetector(weights())
+        self.min_score = float(min_score)
+        self.min_height = float(min_height)
+        self.resize = float(resize)
+        self.scale = float(scale)
+        self.stride = (int(stride), int(stride))
+        self.overlap = float(overlap)
+
+    def __call__(self, frame):
+        image = frame
+        if self.resize != 1.0:
+            image = cv2.resize(frame, None, fx=self.resize, fy=self.resize, interpolation=cv2.INTER_LINEAR)
+        rects, weights = self.hog.detectMultiScale(image, winStride=self.stride, padding=(8, 8), scale=self.scale)
+        boxes = np.asarray(rects, np.float64).reshape(-1, 4) / self.resize
+        scores = np.asarray(weights, np.float64).reshape(-1)
+        return _suppress(boxes, scores, self.min_score, self.min_height, self.overlap)
+
+
+class TFLiteDetector:
+    """An SSD-style TFLite detector (e.g. COCO SSD MobileNet), keeping one class.
+
+    Args:
+        path: the `.tflite` file.
+        person_class: class index of a person in the model's label map
+            (0 in the COCO SSD MobileNet models of the TFLite examples).
+        min_score, min_height, overlap: as for `HOGDetector`.
+        num_threads: interpreter threads.
+    """
+
+    def __init__(self, path, person_class=0, min_score=0.5, min_height=0, overlap=0.45, num_threads=None):
+        self.model = TFLiteModel(path, num_threads=num_threads)
+        if len(self.model.input_details) != 1:
+            raise ValueError(f"detector {path} must take one image input, takes {self.model.input_names}")
+        self.input_name, details = next(iter(self.model.input_details.items()))
+        self.input_size = tuple(int(v) for v in details["shape"][1:3])
+        # Pixels go in as real values in [-1, 1] (the quantization maps them back to the
+        # integers the model wants), except into an integer input without quantization.
+        self.raw_pixels = np.dtype(details["dtype"]) != np.float32 and tensor_quantization(details) is None
+        self.outputs = self._output_roles(path)
+        self.person_class = int(person_class)
+        self.min_score = float(min_score)
+        self.min_height = float(min_height)
+        self.overlap = float(overlap)
+
+    def _output_roles(self, path):
+        """{role: output name} for boxes, classes, scores, by name or else by order."""
+        names = list(self.model.output_details)
+        if len(names) < 3:
+            raise ValueError(f"detector {path} must output boxes, classes and scores, outputs {names}")
+        roles = {}
+        for role, word in (("boxes", "box"), ("classes", "class"), ("scores", "score")):
+            named = [name for name in names if word in name.lower()]
+            if len(named) == 1:
+                roles[role] = named[0]
+        if len(roles) < 3:
+            # Unnamed outputs: the order of TFLite_Detection_PostProcess.
+            ordered = sorted(names, key=lambda name: self.model.output_details[name]["index"])
+            roles = dict(zip(("boxes", "classes", "scores"), ordered))
+        return roles
+
+    def __call__(self, frame):
+        height, width = self.input_size
+        rgb = cv2.cvtColor(cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+        image = rgb if self.raw_pixels else (rgb.astype(np.float32) - 127.5) / 127.5
+        outputs = self.model(**{self.input_name: image[None]})
+        boxes = outputs[self.outputs["boxes"]].reshape(-1, 4)
+        classes = outputs[self.outputs["classes"]].reshape(-1)
+        scores = outputs[self.outputs["scores"]].reshape(-1)
+        people = np.round(classes).astype(int) == self.person_class
+        frame_h, frame_w = frame.shape[:2]
+        ymin, xmin, ymax, xmax = (np.clip(boxes[people, i], 0.0, 1.0) for i in range(4))
+        pixel_boxes = np.stack([xmin * frame_w, ymin * frame_h, (xmax - xmin) * frame_w, (ymax - ymin) * frame_h], 1)
+        return _suppress(pixel_boxes, scores[people], self.min_score, self.min_height, self.overlap)

@@ -1,0 +1,122 @@
+"""A TFLite model run by the LiteRT interpreter, with tensors found by name.
+
+`ai_edge_litert` is the maintained runtime; `tflite_runtime` is used where that is
+what is installed. Neither imports TensorFlow. Inputs are quantized and outputs
+dequantized here with each tensor's own scale and zero point, so callers always
+pass and get float32 (or raw uint8 pixels for an image input).
+
+Example:
+
+>>> extractor = TFLiteModel("models/extractor_int8.tflite", num_threads=2)
+>>> outputs = extractor(images=crops)          # crops: (N, H, W, 3) uint8 RGB
+>>> outputs["embedding"].shape, outputs["embedding"].dtype
+((N, 128), dtype('float32'))
+"""
+
+import os
+
+import numpy as np
+
+
+def load_interpreter_class():
+    """The LiteRT `Interpreter` class: ai_edge_litert first, then tflite_runtime."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise ImportError(
+                "the edge demo needs a TFLite interpreter: `pip install ai-edge-litert` "
+                "(or `pip install tflite-runtime` where no ai-edge-litert wheel exists)"
+            ) from None
+    return Interpreter
+
+
+def quantize(values, dtype, scale, zero_point):
+    """Float values -> the integer dtype of a quantized tensor (round, then saturate)."""
+    info = np.iinfo(dtype)
+    quantized = np.round(np.asarray(values, np.float32) / np.float32(scale)) + zero_point
+    return np.clip(quantized, info.min, info.max).astype(dtype)
+
+
+def dequantize(values, scale, zero_point):
+    """Integer tensor values -> float32 (`scale * (q - zero_point)`)."""
+    return (np.asarray(values, np.float32) - np.float32(zero_point)) * np.float32(scale)
+
+
+def tensor_quantization(details):
+    """(scale, zero_point) of a per-tensor quantized tensor, or None for a float one."""
+    params = details.get("quantization_parameters", {})
+    scales = np.asarray(params.get("scales", []))
+    if scales.size == 0:
+        return None
+    if scales.size > 1:
+        raise ValueError(f"tensor {details['name']} is quantized per axis; only per-tensor is supported")
+    return float(scales[0]), int(np.asarray(params["zero_points"])[0])
+
+
+class TFLiteModel:
+    """One TFLite model with a single signature; call it with named float/uint8 arrays.
+
+    The batch (first) dimension of every input follows the arrays passed in: the
+    runner resizes input tensors when their shape changes.
+
+    Args:
+        path: the `.tflite` file.
+        num_threads: interpreter threads (None: the runtime's default).
+    """
+
+    def __init__(self, path, num_threads=None):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"TFLite model {path} does not exist")
+        interpreter_class = load_interpreter_class()
+        try:
+            self.interpreter = interpreter_class(model_path=os.fspath(path), num_threads=num_threads)
+        except ValueError as error:
+            raise ValueError(f"cannot load TFLite model {path}: {error}") from None
+        signatures = self.interpreter.get_signature_list()
+        if len(signatures) != 1:
+            raise ValueError(f"TFLite model {path} must have exactly one signature, found {sorted(signatures)}")
+        self.path = os.fspath(path)
+        self.runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+        self.input_details = self.runner.get_input_details()
+        self.output_details = self.runner.get_output_details()
+
+    @property
+    def input_names(self):
+        return sorted(self.input_details)
+
+    @property
+    def output_names(self):
+        return sorted(self.output_details)
+
+    def _prepare(self, name, value):
+        details = self.input_details[name]
+        dtype = np.dtype(details["dtype"])
+        value = np.asarray(value)
+        expected = tuple(details["shape_signature"][1:])
+        if value.shape[1:] != expected:
+            raise ValueError(f"input {name} of {self.path} takes (N, {', '.join(map(str, expected))}), "
+                             f"got {value.shape}")
+        if dtype == np.float32:
+            return np.ascontiguousarray(value, np.float32)
+        quantization = tensor_quantization(details)
+        if quantization is None:
+            return np.ascontiguousarray(value, dtype)
+        return quantize(value, dtype, *quantization)
+
+    def __call__(self, **inputs):
+        """Runs the model; returns {output name: float32 array}."""
+        if set(inputs) != set(self.input_details):
+            raise ValueError(f"{self.path} takes inputs {self.input_names}, got {sorted(inputs)}")
+        prepared = {name: self._prepare(name, value) for name, value in inputs.items()}
+        raw = self.runner(**prepared)
+        outputs = {}
+        for name, value in raw.items():
+            quantization = tensor_quantization(self.output_details[name])
+            if quantization is not None and np.issubdtype(value.dtype, np.integer):
+                outputs[name] = dequantize(value, *quantization)
+            else:
+                outputs[name] = np.asarray(value, np.float32)
+        return outputs

@@ -85,7 +85,8 @@ def histogram_distance(query_features, gallery_features, metric="hellinger"):
             f"query_features and gallery_features differ in length: {query.shape[1]} and {gallery.shape[1]}"
         )
     if metric == "hellinger":
-        coefficient = np.sqrt(query) @ np.sqrt(gallery).T
+        # float64: the square root magnifies the rounding of 1 - coefficient near 0.
+        coefficient = np.sqrt(query.astype(np.float64)) @ np.sqrt(gallery.astype(np.float64)).T
         return np.sqrt(np.clip(1.0 - coefficient, 0.0, 1.0)).astype(np.float32)
     distances = np.empty((len(query), len(gallery)), np.float32)
     rows = max(1, _BLOCK_ELEMENTS // max(1, gallery.size))

@@ -18,3 +18,4 @@ from keras_msreid.synthetic.camera import CameraStyle, apply_camera, camera_styl
 from keras_msreid.synthetic.crop import render_crop, render_distractor, render_junk
 from keras_msreid.synthetic.person import draw_person
 from keras_msreid.synthetic.market import write_market1501
+from keras_msreid.synthetic.video import write_pedestrian_video

@@ -82,7 +82,7 @@ def camera_style(camera_id, seed):
     return sample_camera_style(np.random.default_rng([seed, 2, camera_id]))
 
 
-def _smooth_noise(rng, shape, cells):
+def smooth_noise(rng, shape, cells):
     """Blotchy noise in [0, 1]: coarse random values upsampled smoothly."""
     coarse = rng.random((max(2, shape[0] // cells), max(2, shape[1] // cells)), dtype=np.float32)
     return cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
@@ -121,9 +121,9 @@ def draw_background(shape, style, rng):
         offset = rng.uniform(0.0, period)
         image = np.where(((cols + offset) % period) < 0.35 * period, second, first)
     else:  # foliage
-        blend = _smooth_noise(rng, (h, w), cells=max(2, w // 10))[..., None]
+        blend = smooth_noise(rng, (h, w), cells=max(2, w // 10))[..., None]
         image = second + (first - second) * blend
-    texture = _smooth_noise(rng, (h, w), cells=max(2, w // 24))[..., None] * 0.2 + 0.9
+    texture = smooth_noise(rng, (h, w), cells=max(2, w // 24))[..., None] * 0.2 + 0.9
     return cv2.convertScaleAbs(image * texture)  # saturates to uint8
 
 

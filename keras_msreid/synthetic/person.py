@@ -184,18 +184,20 @@ def _profile(canvas, a, cx, top, H, direction, phase):
     w = a.width_scale
     d = direction
     y = lambda f: top + f * H  # noqa: E731 (a height fraction -> image row)
-    back_x, front_x = cx - d * 0.065 * H * w, cx + d * 0.06 * H * w
-    swing = 0.42 * math.sin(phase)
+    back_x, front_x = cx - d * 0.1 * H * w, cx + d * 0.09 * H * w
 
-    def leg(angle, shade):
+    def leg(leg_phase, shade):
+        # A modest stride keeps the silhouette that HOG people detectors expect;
+        # the leg swinging forward bends its knee, so the legs never merge into one.
+        angle = 0.22 * math.sin(leg_phase)
         hip = (cx, y(0.51))
         knee = (hip[0] + d * 0.225 * H * math.sin(angle), hip[1] + 0.225 * H * math.cos(angle))
-        shin_angle = angle - 0.9 * max(0.0, -angle)  # the trailing leg bends at the knee
+        shin_angle = angle - 0.35 * max(0.0, math.cos(leg_phase))
         ankle = (knee[0] + d * 0.23 * H * math.sin(shin_angle), knee[1] + 0.23 * H * math.cos(shin_angle))
         thigh_rgb = a.skin if a.lower_style == "skirt" else a.lower_color
         shin_rgb = a.lower_color if a.lower_style == "trousers" else a.skin
-        _segment(canvas, knee, ankle, 0.062 * H * w, _color(shin_rgb, shade))
-        _segment(canvas, hip, knee, 0.085 * H * w, _color(thigh_rgb, shade))
+        _segment(canvas, knee, ankle, 0.07 * H * w, _color(shin_rgb, shade))
+        _segment(canvas, hip, knee, 0.1 * H * w, _color(thigh_rgb, shade))
         _ellipse(canvas, (ankle[0] + d * 0.022 * H, ankle[1] + 0.012 * H), (0.045 * H, 0.019 * H),
                  _color(a.shoes_color, shade))
 
@@ -211,9 +213,9 @@ def _profile(canvas, a, cx, top, H, direction, phase):
                  _color(a.skin, shade))
         return wrist
 
-    arm(0.5 * math.sin(phase), _FAR_SHADE)
-    leg(-swing, _FAR_SHADE)
-    leg(swing, 1.0)
+    arm(0.3 * math.sin(phase), _FAR_SHADE)
+    leg(phase + math.pi, _FAR_SHADE)
+    leg(phase, 1.0)
     if a.lower_style == "skirt":
         _polygon(canvas, [(back_x, y(0.47)), (front_x, y(0.47)), (cx + d * 0.12 * H, y(0.69)),
                           (cx - d * 0.12 * H, y(0.69))], a.lower_color)
@@ -234,7 +236,7 @@ def _profile(canvas, a, cx, top, H, direction, phase):
     if a.bag == "shoulder":
         _segment(canvas, (cx, y(0.18)), (cx + d * 0.02 * H, y(0.45)), 0.014 * H, _color(a.bag_color, 0.7))
         _bag_box(canvas, cx - 0.035 * H, y(0.44), cx + 0.065 * H, y(0.53), a.bag_color)
-    wrist = arm(-0.5 * math.sin(phase), 1.0)
+    wrist = arm(-0.3 * math.sin(phase), 1.0)
     if a.bag == "handbag":
         _segment(canvas, (wrist[0], wrist[1] + 0.02 * H), (wrist[0], wrist[1] + 0.05 * H), 0.008 * H,
                  _color(a.bag_color, 0.7))

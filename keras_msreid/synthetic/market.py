@@ -21,6 +21,7 @@ Example:
 ['gallery_images', 'query_images', 'train_ids', 'train_images']
 """
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -147,7 +148,7 @@ def _count(pictures, num_ids, num_cameras, seed, image_size):
 
 
 def write_market1501(out_dir, num_ids=100, num_cameras=6, seed=0, image_size=(128, 64), overwrite=False,
-                     progress=None):
+                     progress=None, workers=4):
     """Writes a synthetic Market-1501-layout dataset and returns its manifest.
 
     Args:
@@ -158,6 +159,7 @@ def write_market1501(out_dir, num_ids=100, num_cameras=6, seed=0, image_size=(12
         seed: the same seed gives byte-identical files.
         image_size: (height, width) of the crops.
         progress: optional callable `progress(done, total)` called as pictures are written.
+        workers: threads rendering and writing pictures; the output does not depend on it.
 
     Returns:
         The manifest also written to `out_dir/msreid_synthetic.json`: generator,
@@ -179,13 +181,23 @@ def write_market1501(out_dir, num_ids=100, num_cameras=6, seed=0, image_size=(12
         for folder in (TRAIN_DIR, GALLERY_DIR, QUERY_DIR):
             os.mkdir(os.path.join(staging, folder))
         cache = {}
-        for index, picture in enumerate(pictures):
-            bgr, quality = _render(index, picture, seed, tuple(image_size), cache)
-            path = os.path.join(staging, picture[0], picture[1])
+
+        def write(index):
+            bgr, quality = _render(index, pictures[index], seed, tuple(image_size), cache)
+            path = os.path.join(staging, pictures[index][0], pictures[index][1])
             if not cv2.imwrite(path, bgr, [cv2.IMWRITE_JPEG_QUALITY, quality]):
                 raise OSError(f"could not write image {path}")
-            if progress is not None:
-                progress(index + 1, len(pictures))
+
+        # Threads overlap OpenCV's drawing, encoding and file writes (which release the
+        # GIL); every picture has its own random stream, so the files do not depend on
+        # the order in which threads finish.
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+        try:
+            for done, _ in enumerate(pool.map(write, range(len(pictures))), start=1):
+                if progress is not None:
+                    progress(done, len(pictures))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         with open(os.path.join(staging, MANIFEST_NAME), "w") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
             f.write("\n")

@@ -184,7 +184,7 @@ def _profile(canvas, a, cx, top, H, direction, phase):
     w = a.width_scale
     d = direction
     y = lambda f: top + f * H  # noqa: E731 (a height fraction -> image row)
-    back_x, front_x = cx - d * 0.1 * H * w, cx + d * 0.09 * H * w
+    back_x, front_x = cx - d * 0.12 * H * w, cx + d * 0.105 * H * w
 
     def leg(leg_phase, shade):
         # A modest stride keeps the silhouette that HOG people detectors expect;

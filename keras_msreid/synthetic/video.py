@@ -47,7 +47,7 @@ def _scene(size, rng):
     period = int(w / rng.uniform(4.0, 7.0))
     for x in range(period // 4, w, period):
         image[int(0.1 * h):int(0.3 * h), x:x + period // 2] = windows
-    image *= 0.92 + 0.16 * smooth_noise(rng, (h, w), cells=16)[..., None]
+    image *= 0.97 + 0.06 * smooth_noise(rng, (h, w), cells=16)[..., None]  # faint: texture competes with limbs in HOG
     return cv2.convertScaleAbs(image), horizon
 
 

@@ -40,7 +40,8 @@ def bench_dataset(num_ids, num_cameras, runs):
             seconds = time.perf_counter() - start
             images = sum(len(files) for _, _, files in os.walk(root)) - 1  # minus the manifest
         rates.append(images / seconds)
-        print(f"  run {run}: {images} images ({manifest['counts']}) in {seconds:.2f} s = {images / seconds:.0f} images/s")
+        print(f"  run {run}: {images} images ({manifest['counts']}) in {seconds:.2f} s "
+              f"= {images / seconds:.0f} images/s")
     print(f"dataset writer, {num_ids} ids x {num_cameras} cameras: median {statistics.median(rates):.0f} images/s "
           f"over {runs} runs")
 

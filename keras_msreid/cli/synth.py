@@ -4,7 +4,7 @@ Example:
 
 ```bash
 msreid synth --out data/synthetic --ids 100 --cameras 6 --seed 0
-msreid train ... data/synthetic   # then read it as market1501 (or folder)
+msreid datasets market1501 data/synthetic   # it reads as Market-1501
 ```
 """
 

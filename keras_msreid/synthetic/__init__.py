@@ -16,6 +16,6 @@ Example:
 from keras_msreid.synthetic.appearance import Appearance, identity_appearance, sample_appearance
 from keras_msreid.synthetic.camera import CameraStyle, apply_camera, camera_style, draw_background, sample_camera_style
 from keras_msreid.synthetic.crop import render_crop, render_distractor, render_junk
-from keras_msreid.synthetic.person import draw_person
 from keras_msreid.synthetic.market import write_market1501
+from keras_msreid.synthetic.person import draw_person
 from keras_msreid.synthetic.video import write_pedestrian_video

@@ -4,15 +4,15 @@ The figure is human-shaped on purpose (head, neck, torso, arms, legs in a walkin
 pose): the edge demo finds people with OpenCV's HOG people detector, which keys on
 that silhouette. The viewpoint changes what is visible: a face and a printed logo
 from the front, hair and the backpack itself from the back, backpack straps from
-the front, a narrow profile with scissoring legs from the side.
+the front, a profile with a walking stride from the side.
 
 Example:
 
 >>> import numpy as np
 >>> from keras_msreid.synthetic import identity_appearance
 >>> canvas = np.full((256, 128, 3), 200, np.uint8)
->>> draw_person(canvas, identity_appearance(3, seed=0), foot=(64, 250), height=236,
-...             view="front", phase=0.5)
+>>> canvas = draw_person(canvas, identity_appearance(3, seed=0), foot=(64, 250), height=236,
+...                      view="front", phase=0.5)
 """
 
 import math

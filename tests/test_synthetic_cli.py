@@ -30,3 +30,17 @@ def test_refuses_a_non_empty_folder_unless_asked(tmp_path, capsys):
 def test_bad_camera_count(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path / "s"), "--cameras", "12"]) == 2
     assert "num_cameras must be between 2 and 9" in capsys.readouterr().err
+
+
+def test_writes_a_video_of_test_identities(tmp_path, capsys):
+    import cv2
+
+    out_dir, video = tmp_path / "synthetic", tmp_path / "street.avi"
+    args = ["synth", "--out", str(out_dir), "--ids", "6", "--cameras", "2", "--video", str(video), "--video-people", "2",
+            "--video-frames", "5"]
+    assert main(args) == 0
+    test_ids = sorted({int(path.name[:4]) for path in (out_dir / "query").iterdir()})
+    assert f"wrote {video}: 5 frames with identities {test_ids[:2]}" in capsys.readouterr().out
+    capture = cv2.VideoCapture(str(video))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    capture.release()

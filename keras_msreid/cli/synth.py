@@ -5,6 +5,7 @@ Example:
 ```bash
 msreid synth --out data/synthetic --ids 100 --cameras 6 --seed 0
 msreid datasets market1501 data/synthetic   # it reads as Market-1501
+msreid synth --out data/synthetic --video data/street.mp4   # plus a video of test identities
 ```
 """
 
@@ -19,6 +20,9 @@ def add_arguments(parser):
     parser.add_argument("--height", type=int, default=128, help="image height in pixels (default 128)")
     parser.add_argument("--width", type=int, default=64, help="image width in pixels (default 64)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument("--video", help="also write a video (.mp4 or .avi) of test identities walking by")
+    parser.add_argument("--video-people", type=int, default=3, help="people in the video (default 3)")
+    parser.add_argument("--video-frames", type=int, default=120, help="frames in the video (default 120)")
 
 
 def run(args):
@@ -42,6 +46,16 @@ def run(args):
     except (FileExistsError, ValueError, OSError) as error:
         print(f"msreid synth: error: {error}", file=sys.stderr)
         return 2
+    if args.video:
+        import os
+
+        from keras_msreid.synthetic import write_pedestrian_video
+
+        # Test identities (they have queries), drawn as in the dataset with the same seed.
+        test_ids = sorted({int(name[:4]) for name in os.listdir(os.path.join(args.out, "query"))})
+        people = test_ids[: args.video_people]
+        write_pedestrian_video(args.video, people, frames=args.video_frames, seed=args.seed)
+        print(f"wrote {args.video}: {args.video_frames} frames with identities {people}")
     counts = manifest["counts"]
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s: {counts['train_ids']} training identities, "
           f"{counts['train_images']} training images, {counts['query_images']} queries, "

@@ -9,7 +9,9 @@ frame being written, and never leaves an identity without its samples.
 
 The embeddings of all samples are kept in memory for the shortlist; the larger
 per-level features are read from disk for shortlisted samples only, with a small
-cache. A gallery remembers which model made its features and refuses another.
+cache. Changes made by another process (`enroll`, `rename`, `forget` while the
+demo runs) are picked up at the start of the next transaction. A gallery
+remembers which model made its features and refuses another.
 
 Example:
 
@@ -107,6 +109,7 @@ class Gallery:
         self._depth = 0
         self._pending = []
         self._feature_cache = collections.OrderedDict()
+        self._seen_version = self._data_version()
         with self.transaction():
             version = self.connection.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -128,7 +131,12 @@ class Gallery:
             )
         self.connection.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (fingerprint,))
 
+    def _data_version(self):
+        return self.connection.execute("PRAGMA data_version").fetchone()[0]
+
     def _load_index(self):
+        self._seen_version = self._data_version()
+        self._feature_cache.clear()
         rows = self.connection.execute("SELECT id, identity, embedding FROM samples ORDER BY id").fetchall()
         self._sample_ids = [row[0] for row in rows]
         self._sample_identities = [row[1] for row in rows]
@@ -149,6 +157,8 @@ class Gallery:
         self.connection.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
+            if self._data_version() != self._seen_version:  # another process wrote
+                self._load_index()
             yield
         except BaseException:
             self.connection.execute("ROLLBACK")
@@ -183,6 +193,7 @@ class Gallery:
         embedding = np.asarray(features["embedding"], np.float32).reshape(-1)
         levels = {name: value for name, value in features.items() if name != "embedding"}
         with self.transaction():
+            self._require(identity)
             cursor = self.connection.execute(
                 "INSERT INTO samples (identity, embedding, features, thumbnail, source, created) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -229,8 +240,11 @@ class Gallery:
             self._pending.append(lambda: self._index_remove(stale))
 
     def _require(self, identity):
-        if self.connection.execute("SELECT 1 FROM identities WHERE id = ?", (identity,)).fetchone() is None:
+        if not self.has_identity(identity):
             raise KeyError(f"gallery {self.path} has no identity {identity}")
+
+    def has_identity(self, identity):
+        return self.connection.execute("SELECT 1 FROM identities WHERE id = ?", (identity,)).fetchone() is not None
 
     # ------------------------------------------------------------------------ reads
     def find(self, key):

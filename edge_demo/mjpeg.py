@@ -10,7 +10,7 @@ Paths: `/` a page showing the stream, `/stream.mjpg` the multipart stream,
 Example:
 
 >>> server = MJPEGServer(port=8080)          # http://127.0.0.1:8080/
->>> server.publish(frame)                     # BGR frame; encoded once for all viewers
+>>> server.publish(frame)                     # BGR frame; encoded once, and only if someone watches
 >>> server.close()
 """
 
@@ -71,30 +71,40 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class _FrameHub:
-    """The latest JPEG and a condition the streaming threads wait on."""
+    """The latest frame, its JPEG made on first request, and a condition viewers wait on."""
 
-    def __init__(self):
+    def __init__(self, quality):
         self.condition = threading.Condition()
+        self.quality = quality
+        self.frame = None
         self.jpeg = None
         self.sequence = 0
         self.closed = False
 
-    def put(self, jpeg):
+    def put(self, frame):
         with self.condition:
-            self.jpeg = jpeg
+            self.frame = frame.copy()
+            self.jpeg = None
             self.sequence += 1
             self.condition.notify_all()
 
+    def _encoded(self):
+        # Called with the condition held: one encoding per frame, however many viewers.
+        if self.jpeg is None and self.frame is not None:
+            ok, jpeg = cv2.imencode(".jpg", self.frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            self.jpeg = jpeg.tobytes() if ok else None
+        return self.jpeg
+
     def latest(self, timeout):
         with self.condition:
-            self.condition.wait_for(lambda: self.jpeg is not None or self.closed, timeout)
-            return self.jpeg
+            self.condition.wait_for(lambda: self.frame is not None or self.closed, timeout)
+            return self._encoded()
 
     def next_after(self, sequence, timeout):
         with self.condition:
             if not self.condition.wait_for(lambda: self.sequence != sequence or self.closed, timeout):
                 return None, sequence
-            return self.jpeg, self.sequence
+            return self._encoded(), self.sequence
 
 
 class MJPEGServer:
@@ -107,7 +117,7 @@ class MJPEGServer:
     """
 
     def __init__(self, port=8080, host="127.0.0.1", quality=80):
-        self.hub = _FrameHub()
+        self.hub = _FrameHub(int(quality))
         try:
             self.server = http.server.ThreadingHTTPServer((host, int(port)), _Handler)
         except OSError as error:
@@ -115,7 +125,6 @@ class MJPEGServer:
         self.server.daemon_threads = True
         self.server.hub = self.hub
         self.host, self.port = self.server.server_address[:2]
-        self.quality = int(quality)
         self.thread = threading.Thread(target=self.server.serve_forever, name="mjpeg", daemon=True)
         self.thread.start()
 
@@ -124,9 +133,7 @@ class MJPEGServer:
         return f"http://{self.host}:{self.port}/"
 
     def publish(self, frame):
-        ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        if ok:
-            self.hub.put(jpeg.tobytes())
+        self.hub.put(frame)
 
     def close(self):
         with self.hub.condition:

@@ -60,9 +60,11 @@ class _OpenCVCapture:
             self.capture = cv2.VideoCapture(target, backend)
         elif kind == "stream":
             self.capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG)
-            self.capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a backlog
         else:
             self.capture = cv2.VideoCapture(target)
+        if kind != "file":
+            # A live source should hand over its newest frame, not a backlog queued while we computed.
+            self.capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
 
     def is_opened(self):
         return self.capture.isOpened()

@@ -166,3 +166,23 @@ def test_gallery_survives_a_kill_mid_write(tmp_path):
     gallery = Gallery(path, fingerprint="model-a")
     assert gallery.embeddings.shape == (3 * len(counts), 64)
     gallery.close()
+
+
+def test_changes_by_another_process_are_picked_up(tmp_path):
+    path = tmp_path / "g.sqlite"
+    running = Gallery(path)
+    with running.transaction():
+        first = running.create_identity()
+        running.add_sample(first, sample(0))
+    other = Gallery(path)  # e.g. `enroll` and `forget` while the demo runs
+    with other.transaction():
+        alice = other.create_identity(name="Alice")
+        other.add_sample(alice, sample(1))
+    other.forget(first)
+    other.close()
+    with running.transaction():  # the demo's next frame
+        np.testing.assert_array_equal(running.sample_identities, [alice])
+        assert not running.has_identity(first)
+        with pytest.raises(KeyError, match=f"has no identity {first}"):
+            running.add_sample(first, sample(2))
+    running.close()

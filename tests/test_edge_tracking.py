@@ -176,3 +176,16 @@ def test_identity_switches_only_after_enough_rechecks(tmp_path):
     identities = [e["identity"] for e in events]
     assert identities[:2] == [alice_identity, alice_identity]  # one or two odd checks: no switch
     assert events[2]["event"] == "identified" and identities[2] != alice_identity
+
+
+def test_a_track_whose_identity_was_forgotten_is_decided_afresh(tmp_path):
+    scene = Scene(tmp_path / "g.sqlite", confirm_hits=2)
+    alice = [1, 0, 0]
+    first = [scene.step([((0, 0, 40, 100), alice)])[0] for _ in range(2)][-1]
+    assert first["event"] == "new_identity"
+    other = Gallery(tmp_path / "g.sqlite")  # `forget` from another process
+    other.forget(first["identity"])
+    other.close()
+    events = [scene.step([((0, 0, 40, 100), alice)])[0] for _ in range(2)]
+    assert events[0]["identity"] is None and events[0]["track"] == first["track"]
+    assert events[1]["event"] == "new_identity" and events[1]["identity"] != first["identity"]

@@ -1,0 +1,178 @@
+"""Ranking a gallery for each query: by embedding, exhaustively by pair score, or in two stages.
+
+A *score function* (`ScoreFn`) takes two dicts of per-image features whose rows are
+aligned pairs (row `i` of `a` meets row `i` of `b`) and returns one score per pair,
+higher meaning more similar: `keras_score_fn` wraps a Keras scorer, the export
+helper a TFLite one. If the function has a `feature_names` attribute, only those
+features are gathered per pair.
+
+- `rank_exhaustive`: scores every query x gallery pair.
+- `rank_two_stage`: shortlists the `shortlist` nearest gallery images of each query
+  by embedding (`EmbeddingIndex`), scores only those pairs, and ranks every other
+  gallery image strictly below them, by embedding similarity.
+- `fuse_scores`: `w * score + (1 - w) * (1 + cosine) / 2`, the pair score and the
+  embedding similarity on the same [0, 1] scale.
+
+All functions return `(num_queries, num_gallery)` float32 matrices, higher is better
+(`evaluate_ranking(..., higher_is_better=True)`). TensorFlow-free.
+
+Example:
+
+>>> scores = rank_two_stage(score_fn, query_features, gallery_features, shortlist=100)
+>>> result = evaluate_ranking(scores, q_pids, g_pids, q_camids, g_camids, higher_is_better=True)
+"""
+
+from typing import Callable
+
+import numpy as np
+
+from keras_msreid.retrieval.progress import Progress
+from keras_msreid.retrieval.shortlist import EmbeddingIndex
+
+ScoreFn = Callable[[dict, dict], np.ndarray]
+
+DEFAULT_PAIR_BATCH = 4096
+
+
+def embedding_similarity(query_embeddings, gallery_embeddings):
+    """Cosine similarity `(Q, G)` float32 of unit embeddings (their inner products)."""
+    query_embeddings = np.asarray(query_embeddings, np.float32)
+    gallery_embeddings = np.asarray(gallery_embeddings, np.float32)
+    if query_embeddings.ndim != 2 or gallery_embeddings.ndim != 2 or query_embeddings.shape[1] != gallery_embeddings.shape[1]:
+        raise ValueError(
+            f"embeddings must be (images, dim) matrices of the same dim, got {query_embeddings.shape} "
+            f"and {gallery_embeddings.shape}"
+        )
+    return query_embeddings @ gallery_embeddings.T
+
+
+def fuse_scores(scores, similarities, fusion_weight):
+    """`fusion_weight * scores + (1 - fusion_weight) * (1 + similarities) / 2`."""
+    if not 0.0 <= fusion_weight <= 1.0:
+        raise ValueError(f"fusion_weight must be in [0, 1], got {fusion_weight}")
+    fused = fusion_weight * np.asarray(scores, np.float32)
+    fused += (1.0 - fusion_weight) * 0.5 * (1.0 + np.asarray(similarities, np.float32))
+    return fused.astype(np.float32, copy=False)
+
+
+def score_pairs(score_fn, query_features, gallery_features, query_index, gallery_index,
+                batch_size=DEFAULT_PAIR_BATCH, progress=None):
+    """Scores of the pairs `(query_index[i], gallery_index[i])`, `batch_size` pairs per call."""
+    names = _feature_names(score_fn, query_features, gallery_features)
+    query_index = np.asarray(query_index, np.int64)
+    gallery_index = np.asarray(gallery_index, np.int64)
+    scores = np.empty(len(query_index), np.float32)
+    for start in range(0, len(query_index), batch_size):
+        rows = slice(start, start + batch_size)
+        a = {name: np.take(query_features[name], query_index[rows], axis=0) for name in names}
+        b = {name: np.take(gallery_features[name], gallery_index[rows], axis=0) for name in names}
+        batch_scores = np.asarray(score_fn(a, b), np.float32).reshape(-1)
+        if batch_scores.shape[0] != len(a[names[0]]):
+            raise ValueError(f"score_fn returned {batch_scores.shape[0]} scores for {len(a[names[0]])} pairs")
+        scores[rows] = batch_scores
+        if progress is not None:
+            progress.update(len(batch_scores))
+    return scores
+
+
+def rank_exhaustive(score_fn, query_features, gallery_features, batch_size=DEFAULT_PAIR_BATCH, progress=False):
+    """Scores `(Q, G)` of every query x gallery pair."""
+    num_query = _count(query_features, "query_features")
+    num_gallery = _count(gallery_features, "gallery_features")
+    meter = Progress(num_query * num_gallery, "scoring pairs", enabled=progress, unit="pairs")
+    scores = np.empty((num_query, num_gallery), np.float32)
+    queries_per_block = max(1, 16 * batch_size // num_gallery)
+    for start in range(0, num_query, queries_per_block):
+        queries = np.arange(start, min(start + queries_per_block, num_query))
+        block = score_pairs(
+            score_fn, query_features, gallery_features,
+            np.repeat(queries, num_gallery), np.tile(np.arange(num_gallery), len(queries)),
+            batch_size, meter,
+        )
+        scores[queries] = block.reshape(len(queries), num_gallery)
+    meter.close()
+    return scores
+
+
+def shortlist_gallery(query_embeddings, index, shortlist):
+    """Indices `(Q, K)` of each query's `shortlist` nearest gallery images, nearest first."""
+    _, indices = index.search(query_embeddings, shortlist)
+    return indices
+
+
+def rescore_shortlist(score_fn, query_features, gallery_features, shortlist_indices,
+                      batch_size=DEFAULT_PAIR_BATCH, progress=False):
+    """Pair scores `(Q, K)` of each query with its shortlisted gallery images."""
+    num_query, k = shortlist_indices.shape
+    meter = Progress(num_query * k, "scoring shortlist", enabled=progress, unit="pairs")
+    scores = score_pairs(
+        score_fn, query_features, gallery_features,
+        np.repeat(np.arange(num_query), k), shortlist_indices.reshape(-1), batch_size, meter,
+    )
+    meter.close()
+    return scores.reshape(num_query, k)
+
+
+def combine_two_stage(similarities, shortlist_indices, shortlist_scores):
+    """`(Q, G)` scores: the shortlist's scores, every other image below all of them by similarity.
+
+    Non-shortlisted entries get `similarity + offset` with an offset that puts the
+    largest of them 2 below the smallest shortlisted score.
+    """
+    similarities = np.asarray(similarities, np.float32)
+    shortlist_scores = np.asarray(shortlist_scores, np.float32)
+    offset = min(float(shortlist_scores.min()), 0.0) - 3.0
+    combined = similarities + np.float32(offset)
+    np.put_along_axis(combined, shortlist_indices, shortlist_scores, axis=1)
+    return combined
+
+
+def rank_two_stage(score_fn, query_features, gallery_features, shortlist=100, fusion_weight=1.0, index=None,
+                   batch_size=DEFAULT_PAIR_BATCH, progress=False):
+    """Embedding shortlist, then pair scores for the shortlist only.
+
+    Args:
+        score_fn: a `ScoreFn`.
+        query_features, gallery_features: dicts of per-image features, each with an
+            `"embedding"` (unit rows) and the features `score_fn` needs.
+        shortlist: K, gallery images rescored per query.
+        fusion_weight: weight of the pair score against the embedding similarity
+            (`fuse_scores`); 1 ranks the shortlist by pair score alone.
+        index: an `EmbeddingIndex` of the gallery embeddings, built when None.
+        batch_size: pairs per `score_fn` call.
+
+    Returns:
+        `(Q, G)` float32 scores, higher is better; with K >= G the order equals
+        that of `fuse_scores` over `rank_exhaustive`.
+    """
+    _count(query_features, "query_features")
+    _count(gallery_features, "gallery_features")
+    if index is None:
+        index = EmbeddingIndex(gallery_features["embedding"])
+    similarities = embedding_similarity(query_features["embedding"], gallery_features["embedding"])
+    indices = shortlist_gallery(query_features["embedding"], index, shortlist)
+    scores = rescore_shortlist(score_fn, query_features, gallery_features, indices, batch_size, progress)
+    if fusion_weight != 1.0:
+        scores = fuse_scores(scores, np.take_along_axis(similarities, indices, axis=1), fusion_weight)
+    return combine_two_stage(similarities, indices, scores)
+
+
+def _feature_names(score_fn, query_features, gallery_features):
+    names = getattr(score_fn, "feature_names", None) or sorted(query_features)
+    for side, features in (("query_features", query_features), ("gallery_features", gallery_features)):
+        missing = [name for name in names if name not in features]
+        if missing:
+            raise KeyError(f"{side} lack the features {missing} the score function needs")
+    return list(names)
+
+
+def _count(features, argument):
+    if not features:
+        raise ValueError(f"{argument} is empty: expected a dict of per-image feature arrays")
+    counts = {name: len(value) for name, value in features.items()}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"{argument} arrays differ in length: {counts}")
+    count = next(iter(counts.values()))
+    if count == 0:
+        raise ValueError(f"{argument} hold no images")
+    return count

@@ -1,0 +1,127 @@
+"""Top-k search over unit embeddings: the first stage of two-stage ranking.
+
+`EmbeddingIndex` ranks gallery embeddings by inner product (cosine similarity for
+unit vectors) with one of three backends behind one interface:
+
+- `"faiss-flat"`: exact search with FAISS `IndexFlatIP`;
+- `"faiss-hnsw"`: approximate search with FAISS `IndexHNSWFlat` (inner product),
+  for galleries too large for exact search;
+- `"numpy"`: exact search by blocked matrix products and `argpartition`.
+
+`backend="auto"` takes FAISS when it is importable (flat below `exact_limit`
+gallery images, HNSW above) and numpy otherwise. TensorFlow-free.
+
+Example:
+
+>>> index = EmbeddingIndex(gallery_embeddings)          # (G, D), unit rows
+>>> similarities, indices = index.search(query_embeddings, k=100)
+>>> index.backend
+'faiss-flat'
+"""
+
+import numpy as np
+
+BACKENDS = ("auto", "numpy", "faiss-flat", "faiss-hnsw")
+
+# About 4 M similarities per block of queries keeps the numpy temporaries near 16 MB.
+_BLOCK_ELEMENTS = 1 << 22
+
+
+def faiss_available():
+    """Whether `import faiss` works here."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class EmbeddingIndex:
+    """Inner-product top-k index over the rows of `embeddings` `(G, D)`.
+
+    Args:
+        embeddings: gallery embeddings, one row per image (unit L2 norm for cosine).
+        backend: one of `BACKENDS`.
+        exact_limit: with `"auto"` and FAISS, galleries of more images than this use
+            HNSW (approximate) instead of exact flat search.
+        hnsw_neighbors: HNSW graph degree `M`.
+        hnsw_ef_search: HNSW search breadth; raised to `k` when `k` is larger.
+    """
+
+    def __init__(self, embeddings, backend="auto", exact_limit=200_000, hnsw_neighbors=32, hnsw_ef_search=128):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        embeddings = np.asarray(embeddings)
+        if embeddings.ndim != 2 or embeddings.shape[0] == 0 or embeddings.shape[1] == 0:
+            raise ValueError(f"embeddings must be a non-empty (images, dim) matrix, got shape {embeddings.shape}")
+        if not np.all(np.isfinite(embeddings)):
+            raise ValueError("embeddings contain NaN or infinite values")
+        if backend == "auto":
+            if faiss_available():
+                backend = "faiss-hnsw" if embeddings.shape[0] > exact_limit else "faiss-flat"
+            else:
+                backend = "numpy"
+        self.backend = backend
+        self.size, self.dim = embeddings.shape
+        self.hnsw_ef_search = int(hnsw_ef_search)
+        if backend == "numpy":
+            self._embeddings = embeddings.astype(np.float32, copy=False)
+            return
+        try:
+            import faiss
+        except ImportError as error:
+            raise ImportError(f"backend {backend!r} needs faiss-cpu (pip install faiss-cpu)") from error
+        if backend == "faiss-flat":
+            self._index = faiss.IndexFlatIP(self.dim)
+        else:
+            self._index = faiss.IndexHNSWFlat(self.dim, int(hnsw_neighbors), faiss.METRIC_INNER_PRODUCT)
+        self._index.add(np.ascontiguousarray(embeddings, dtype=np.float32))
+
+    def search(self, queries, k):
+        """The `k` most similar gallery rows of each query, most similar first.
+
+        Returns:
+            `(similarities (Q, k) float32, indices (Q, k) int64)`; `k` is capped at
+            the gallery size. Equal similarities keep gallery order with `"numpy"`.
+        """
+        queries = np.asarray(queries)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise ValueError(f"queries must have shape (num_queries, {self.dim}), got {queries.shape}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        k = min(int(k), self.size)
+        if self.backend == "numpy":
+            return _top_k(queries.astype(np.float32, copy=False), self._embeddings, k)
+        if self.backend == "faiss-hnsw":
+            self._index.hnsw.efSearch = max(self.hnsw_ef_search, k)
+        similarities, indices = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        missing = np.nonzero((indices < 0).any(axis=1))[0]
+        if missing.size:
+            # HNSW can reach fewer than k nodes from its entry point; those rows fall back to exact search.
+            similarities[missing], indices[missing] = self._search_exact(queries[missing], k)
+        return similarities, indices.astype(np.int64, copy=False)
+
+    def _search_exact(self, queries, k):
+        embeddings = self._index.reconstruct_n(0, self.size)
+        return _top_k(queries.astype(np.float32, copy=False), embeddings, k)
+
+
+def _top_k(queries, embeddings, k):
+    num_queries, size = queries.shape[0], embeddings.shape[0]
+    similarities = np.empty((num_queries, k), np.float32)
+    indices = np.empty((num_queries, k), np.int64)
+    block = max(1, _BLOCK_ELEMENTS // size)
+    for start in range(0, num_queries, block):
+        rows = slice(start, start + block)
+        scores = queries[rows] @ embeddings.T
+        if k < size:
+            # argpartition finds the top k unordered; sorting their indices first makes
+            # the stable sort below break ties by gallery order.
+            candidates = np.sort(np.argpartition(-scores, k - 1, axis=1)[:, :k], axis=1)
+        else:
+            candidates = np.broadcast_to(np.arange(size), scores.shape)
+        values = np.take_along_axis(scores, candidates, axis=1)
+        order = np.argsort(-values, axis=1, kind="stable")
+        similarities[rows] = np.take_along_axis(values, order, axis=1)
+        indices[rows] = np.take_along_axis(candidates, order, axis=1)
+    return similarities, indices

@@ -1,0 +1,123 @@
+"""Exhaustive and two-stage ranking over a numpy score function, against plain-loop references."""
+
+import numpy as np
+import pytest
+
+from keras_msreid.metrics import evaluate_ranking
+from keras_msreid.retrieval.ranking import (
+    combine_two_stage,
+    embedding_similarity,
+    fuse_scores,
+    rank_exhaustive,
+    rank_two_stage,
+)
+from keras_msreid.retrieval.shortlist import EmbeddingIndex
+
+
+def features(count, seed):
+    rng = np.random.default_rng(seed)
+    embedding = rng.normal(size=(count, 8)).astype(np.float32)
+    return {
+        "embedding": embedding / np.linalg.norm(embedding, axis=1, keepdims=True),
+        "map": rng.normal(size=(count, 3, 2, 4)).astype(np.float32),
+    }
+
+
+def bilinear_score(a, b):
+    """A pair score in (0, 1) that is not a function of the embeddings alone."""
+    return 1.0 / (1.0 + np.exp(-np.sum(a["map"] * b["map"], axis=(1, 2, 3)) / 4.0))
+
+
+def cosine_score(a, b):
+    """A pair score that ranks exactly as the embedding similarity does."""
+    return 0.5 * (1.0 + np.sum(a["embedding"] * b["embedding"], axis=1))
+
+
+def one_pair_at_a_time(score_fn, query, gallery):
+    """Reference: every pair scored on its own."""
+    scores = np.empty((len(query["map"]), len(gallery["map"])), np.float32)
+    for i in range(scores.shape[0]):
+        for j in range(scores.shape[1]):
+            a = {name: value[i : i + 1] for name, value in query.items()}
+            b = {name: value[j : j + 1] for name, value in gallery.items()}
+            scores[i, j] = score_fn(a, b)[0]
+    return scores
+
+
+def test_exhaustive_equals_pair_by_pair_reference():
+    query, gallery = features(5, 0), features(23, 1)
+    expected = one_pair_at_a_time(bilinear_score, query, gallery)
+    np.testing.assert_allclose(rank_exhaustive(bilinear_score, query, gallery, batch_size=7), expected, rtol=1e-6)
+
+
+def test_score_fn_feature_names_limit_what_is_gathered():
+    seen = []
+
+    def score_fn(a, b):
+        seen.append(sorted(a))
+        return bilinear_score(a, b)
+
+    score_fn.feature_names = ["map"]
+    rank_exhaustive(score_fn, features(2, 0), features(3, 1))
+    assert seen == [["map"]]
+
+
+def test_two_stage_with_whole_gallery_equals_exhaustive():
+    query, gallery = features(6, 2), features(15, 3)
+    exhaustive = rank_exhaustive(bilinear_score, query, gallery)
+    np.testing.assert_allclose(rank_two_stage(bilinear_score, query, gallery, shortlist=15), exhaustive, rtol=1e-6)
+    fused = rank_two_stage(bilinear_score, query, gallery, shortlist=40, fusion_weight=0.3)
+    similarity = embedding_similarity(query["embedding"], gallery["embedding"])
+    np.testing.assert_allclose(fused, fuse_scores(exhaustive, similarity, 0.3), rtol=1e-6)
+
+
+def test_two_stage_orders_shortlist_by_score_then_the_rest_by_similarity():
+    query, gallery = features(4, 4), features(30, 5)
+    k = 6
+    scores = rank_two_stage(bilinear_score, query, gallery, shortlist=k, batch_size=5)
+    exhaustive = one_pair_at_a_time(bilinear_score, query, gallery)
+    for i in range(4):
+        similarity = [float(np.dot(query["embedding"][i], row)) for row in gallery["embedding"]]
+        by_similarity = sorted(range(30), key=lambda j: -similarity[j])
+        shortlisted = sorted(by_similarity[:k], key=lambda j: -exhaustive[i, j])
+        expected_order = shortlisted + by_similarity[k:]
+        np.testing.assert_array_equal(np.argsort(-scores[i], kind="stable"), expected_order)
+        np.testing.assert_allclose(scores[i, shortlisted], exhaustive[i, shortlisted], rtol=1e-6)
+
+
+def test_two_stage_agrees_with_exhaustive_when_the_score_follows_the_embedding():
+    rng = np.random.default_rng(6)
+    query, gallery = features(10, 7), features(40, 8)
+    q_pids, g_pids = rng.integers(0, 5, 10), rng.integers(0, 5, 40)
+    q_cams, g_cams = np.zeros(10, int), np.ones(40, int)
+    exhaustive = evaluate_ranking(rank_exhaustive(cosine_score, query, gallery), q_pids, g_pids, q_cams, g_cams,
+                                  higher_is_better=True).as_dict()
+    for k in (1, 5, 40):
+        two_stage = rank_two_stage(cosine_score, query, gallery, shortlist=k,
+                                   index=EmbeddingIndex(gallery["embedding"], backend="numpy"))
+        result = evaluate_ranking(two_stage, q_pids, g_pids, q_cams, g_cams, higher_is_better=True).as_dict()
+        assert result == pytest.approx(exhaustive)
+
+
+def test_combine_puts_every_shortlisted_entry_above_the_rest():
+    similarity = np.array([[0.9, -0.2, 0.5, 0.99]], np.float32)
+    combined = combine_two_stage(similarity, np.array([[1, 2]]), np.array([[-7.0, 0.25]], np.float32))
+    np.testing.assert_array_equal(np.argsort(-combined[0], kind="stable"), [2, 1, 3, 0])
+    assert combined[0, [0, 3]].max() < -7.0
+
+
+def test_fuse_scores_puts_both_on_one_scale():
+    np.testing.assert_allclose(fuse_scores(np.array([0.2]), np.array([0.6]), 0.25), [0.25 * 0.2 + 0.75 * 0.8])
+    with pytest.raises(ValueError, match=r"fusion_weight must be in \[0, 1\], got 1.5"):
+        fuse_scores(np.zeros(1), np.zeros(1), 1.5)
+
+
+def test_bad_input_is_named():
+    query, gallery = features(2, 0), features(3, 1)
+    del gallery["map"]
+    with pytest.raises(KeyError, match=r"gallery_features lack the features \['map'\]"):
+        rank_exhaustive(bilinear_score, query, gallery)
+    with pytest.raises(ValueError, match="query_features arrays differ in length"):
+        rank_exhaustive(bilinear_score, {"embedding": np.zeros((2, 8)), "map": np.zeros((3, 1))}, features(3, 1))
+    with pytest.raises(ValueError, match="score_fn returned 1 scores for 3 pairs"):
+        rank_exhaustive(lambda a, b: np.zeros(1), features(1, 0), features(3, 1))

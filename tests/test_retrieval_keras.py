@@ -1,0 +1,88 @@
+"""Keras side of retrieval on a tiny model: feature extraction, the XLA score function, evaluate_model."""
+
+import numpy as np
+import pytest
+
+from keras_msreid.data.pipeline import load_image
+from keras_msreid.datasets import build_dataset
+from keras_msreid.models import MSReID
+from keras_msreid.retrieval.evaluate import RANKINGS, evaluate_model
+from keras_msreid.retrieval.extract import extract_features, keras_score_fn
+from keras_msreid.synthetic import write_market1501
+
+TINY = dict(image_size=(64, 32), patch_size=(3, 2), widths=(8, 16, 16, 32), depths=(1, 1, 1), similarity_channels=8,
+            reduced_channels=8, fusion_channels=8, embedding_dim=16)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    write_market1501(root, num_ids=8, num_cameras=2, seed=0, image_size=(64, 32), overwrite=True)
+    return build_dataset("market1501", root)  # 8 queries, 23 gallery images
+
+
+@pytest.fixture(scope="module")
+def model():
+    model = MSReID(num_classes=4, **TINY)
+    model.build()
+    return model
+
+
+def images_of(records, image_size):
+    return np.stack([load_image(record.path, image_size).numpy() for record in records])
+
+
+def test_extract_features_keeps_order_and_matches_the_extractor(model, dataset):
+    records = dataset.gallery[:7]
+    features = extract_features(model.extractor(), records, model.image_size, batch_size=3, progress=False,
+                                names=["embedding", "mid_map"])
+    assert sorted(features) == ["embedding", "mid_map"]
+    expected = model.extractor()(images_of(records, model.image_size))
+    for name in features:
+        np.testing.assert_allclose(features[name], expected[name], atol=1e-5, err_msg=name)
+
+
+def test_keras_score_fn_matches_the_scorer_with_padded_last_batch(model, dataset):
+    features = extract_features(model.extractor(), dataset.gallery[:6], model.image_size, progress=False)
+    first, second = np.arange(11) % 6, (np.arange(11) * 5 + 1) % 6
+    a = {name: value[first] for name, value in features.items()}
+    b = {name: value[second] for name, value in features.items()}
+    scorer = model.scorer("shift_add")
+    inputs = {f"{side}_{name}": side_features[name] for side, side_features in (("a", a), ("b", b))
+              for name in model.scorer_feature_names}
+    expected = scorer(inputs)["score"].numpy()
+    score_fn = keras_score_fn(scorer, batch_size=4)  # 4 + 4 + 3 padded to 4, compiled by XLA
+    assert score_fn.feature_names == sorted(model.scorer_feature_names)
+    np.testing.assert_allclose(score_fn(a, b), expected, atol=1e-5)
+    grouped = keras_score_fn(model.scorer("grouped"), batch_size=16, jit_compile=False)
+    np.testing.assert_allclose(grouped(a, b), expected, atol=1e-5)
+
+
+def test_evaluate_model_gives_three_sane_rankings_and_two_stage_agrees(model, dataset):
+    exhaustive = evaluate_model(model, dataset)
+    assert list(exhaustive) == list(RANKINGS)
+    for result in exhaustive.values():
+        assert result["num_queries"] == len(dataset.query) and result["num_skipped"] == 0
+        assert 0 <= result["rank1"] <= result["rank5"] <= result["rank10"] <= 1
+        assert 0 < result["mINP"] <= result["mAP"] <= 1
+        assert len(result["cmc"]) == 20 and result["cmc"][0] == result["rank1"]
+    short = evaluate_model(model, dataset, rankings=("embedding", "csn"), ranking="two-stage", shortlist=3)
+    assert list(short) == ["embedding", "csn"]
+    assert short["embedding"] == exhaustive["embedding"]
+    # Three of 23 gallery images are rescored; everything else keeps its embedding order,
+    # so from rank 3 on the two-stage CMC equals the embedding CMC.
+    np.testing.assert_allclose(short["csn"]["cmc"][2:], exhaustive["embedding"]["cmc"][2:])
+    assert 0 < short["csn"]["mINP"] <= short["csn"]["mAP"] <= 1
+
+
+def test_embedding_only_model_gives_only_the_embedding_ranking(dataset):
+    model = MSReID(levels=(), **TINY)
+    results = evaluate_model(model, dataset, ranking="two-stage")
+    assert list(results) == ["embedding"]
+
+
+def test_bad_arguments_are_named(model, dataset):
+    with pytest.raises(ValueError, match="rankings must be a non-empty subset of"):
+        evaluate_model(model, dataset, rankings=("cosine",))
+    with pytest.raises(ValueError, match="ranking must be one of \\('exhaustive', 'two-stage'\\), got 'fast'"):
+        evaluate_model(model, dataset, ranking="fast")

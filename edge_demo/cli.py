@@ -62,7 +62,10 @@ def build_parser():
                             help="HOG people model: default (people >= ~100 px) or daimler (smaller people)")
     run_parser.add_argument("--detect-resize", type=float, default=1.0,
                             help="scale frames by this before HOG detection (>1 finds smaller people, slower)")
-    run_parser.add_argument("--min-score", type=float, help="detection score threshold (HOG 0.3, TFLite 0.5)")
+    run_parser.add_argument("--hog-scale", type=float, default=1.05,
+                            help="step between HOG pyramid scales (1.1 is about 1.6x faster than 1.05)")
+    run_parser.add_argument("--min-score", type=float, default=0.5,
+                            help="detection score threshold: HOG SVM margin or TFLite score (default 0.5)")
     run_parser.add_argument("--min-height", type=float, default=0.0, help="ignore people shorter than this (px)")
     run_parser.add_argument("--person-class", type=int, default=0, help="person class id of a TFLite detector")
     run_parser.add_argument("--shortlist", type=_positive_int, default=5, help="identities rescored by the scorer")
@@ -111,10 +114,10 @@ def command_run(args):
         model_dir=args.model_dir, source=args.source, mode=args.mode, gallery=args.gallery, headless=args.headless,
         out_video=args.out_video, events=args.events, mjpeg_port=args.mjpeg_port, mjpeg_host=args.mjpeg_host,
         threads=args.threads, max_frames=args.max_frames, stats_every=args.stats_every, detector=args.detector,
-        hog_model=args.hog_model, detect_resize=args.detect_resize, min_score=args.min_score,
-        min_height=args.min_height, person_class=args.person_class, shortlist=args.shortlist,
-        threshold=args.threshold, max_samples=args.max_samples, confirm_frames=args.confirm_frames,
-        max_missed=args.max_missed, track_similarity=args.track_similarity)
+        hog_model=args.hog_model, detect_resize=args.detect_resize, hog_scale=args.hog_scale,
+        min_score=args.min_score, min_height=args.min_height, person_class=args.person_class,
+        shortlist=args.shortlist, threshold=args.threshold, max_samples=args.max_samples,
+        confirm_frames=args.confirm_frames, max_missed=args.max_missed, track_similarity=args.track_similarity)
     run(options)
 
 

@@ -40,12 +40,18 @@ class Detection:
     score: float
 
 
+def _check_min_score(min_score):
+    if min_score < 0:
+        raise ValueError(f"min_score must be >= 0, got {min_score}")
+    return float(min_score)
+
+
 def _suppress(boxes, scores, min_score, min_height, overlap):
     """Drops small and low-scoring boxes, then non-maximum suppression."""
     keep = [i for i, (box, score) in enumerate(zip(boxes, scores)) if box[3] >= min_height and score >= min_score]
     if not keep:
         return []
-    kept_boxes = [[int(v) for v in boxes[i]] for i in keep]
+    kept_boxes = [[int(round(v)) for v in boxes[i]] for i in keep]
     kept_scores = [float(scores[i]) for i in keep]
     chosen = cv2.dnn.NMSBoxes(kept_boxes, kept_scores, min_score, overlap)
     return [Detection(tuple(kept_boxes[i]), kept_scores[i]) for i in np.asarray(chosen).reshape(-1)]
@@ -64,7 +70,7 @@ class HOGDetector:
         overlap: IoU above which the lower-scoring of two boxes is dropped.
     """
 
-    def __init__(self, model="default", min_score=0.3, min_height=0, resize=1.0, scale=1.05, stride=8, overlap=0.45):
+    def __init__(self, model="default", min_score=0.5, min_height=0, resize=1.0, scale=1.05, stride=8, overlap=0.45):
         if model not in HOG_MODELS:
             raise ValueError(f"unknown HOG model {model!r}; choose from {sorted(HOG_MODELS)}")
         if resize <= 0:
@@ -72,7 +78,7 @@ class HOGDetector:
         window, weights = HOG_MODELS[model]
         self.hog = cv2.HOGDescriptor(window, (16, 16), (8, 8), (8, 8), 9)
         self.hog.setSVMDetector(weights())
-        self.min_score = float(min_score)
+        self.min_score = _check_min_score(min_score)
         self.min_height = float(min_height)
         self.resize = float(resize)
         self.scale = float(scale)
@@ -111,7 +117,7 @@ class TFLiteDetector:
         self.raw_pixels = np.dtype(details["dtype"]) != np.float32 and tensor_quantization(details) is None
         self.outputs = self._output_roles(path)
         self.person_class = int(person_class)
-        self.min_score = float(min_score)
+        self.min_score = _check_min_score(min_score)
         self.min_height = float(min_height)
         self.overlap = float(overlap)
 

@@ -57,10 +57,13 @@ def tensor_quantization(details):
 
 
 class TFLiteModel:
-    """One TFLite model with a single signature; call it with named float/uint8 arrays.
+    """One TFLite model; call it with named float/uint8 arrays.
 
-    The batch (first) dimension of every input follows the arrays passed in: the
-    runner resizes input tensors when their shape changes.
+    Tensors are named by the model's signature (the exported extractor and
+    scorer have one); a model without a signature, like the TF1-era SSD
+    detectors, is addressed by its tensor names. The batch (first) dimension of
+    every input follows the arrays passed in: input tensors are resized when
+    their shape changes.
 
     Args:
         path: the `.tflite` file.
@@ -75,13 +78,20 @@ class TFLiteModel:
             self.interpreter = interpreter_class(model_path=os.fspath(path), num_threads=num_threads)
         except ValueError as error:
             raise ValueError(f"cannot load TFLite model {path}: {error}") from None
-        signatures = self.interpreter.get_signature_list()
-        if len(signatures) != 1:
-            raise ValueError(f"TFLite model {path} must have exactly one signature, found {sorted(signatures)}")
         self.path = os.fspath(path)
-        self.runner = self.interpreter.get_signature_runner(next(iter(signatures)))
-        self.input_details = self.runner.get_input_details()
-        self.output_details = self.runner.get_output_details()
+        signatures = self.interpreter.get_signature_list()
+        if len(signatures) > 1:
+            raise ValueError(f"TFLite model {path} has several signatures {sorted(signatures)}; the demo runs one")
+        if signatures:
+            self.runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+            self.input_details = self.runner.get_input_details()
+            self.output_details = self.runner.get_output_details()
+        else:
+            self.runner = self._run_by_tensor_names
+            self.input_details = {d["name"]: d for d in self.interpreter.get_input_details()}
+            self.output_details = {d["name"]: d for d in self.interpreter.get_output_details()}
+            self._shapes = {name: tuple(d["shape"]) for name, d in self.input_details.items()}
+            self.interpreter.allocate_tensors()
 
     @property
     def input_names(self):
@@ -105,6 +115,20 @@ class TFLiteModel:
         if quantization is None:
             return np.ascontiguousarray(value, dtype)
         return quantize(value, dtype, *quantization)
+
+    def _run_by_tensor_names(self, **inputs):
+        resized = False
+        for name, value in inputs.items():
+            if self._shapes[name] != value.shape:
+                self.interpreter.resize_tensor_input(self.input_details[name]["index"], value.shape)
+                self._shapes[name] = value.shape
+                resized = True
+        if resized:
+            self.interpreter.allocate_tensors()
+        for name, value in inputs.items():
+            self.interpreter.set_tensor(self.input_details[name]["index"], value)
+        self.interpreter.invoke()
+        return {name: self.interpreter.get_tensor(details["index"]) for name, details in self.output_details.items()}
 
     def __call__(self, **inputs):
         """Runs the model; returns {output name: float32 array}."""

@@ -13,6 +13,7 @@ Example:
 (2, 7.9)
 """
 
+import contextlib
 import dataclasses
 import json
 import signal
@@ -59,7 +60,8 @@ class RunOptions:
     detector: str = "hog"
     hog_model: str = "default"
     detect_resize: float = 1.0
-    min_score: float = None
+    hog_scale: float = 1.05
+    min_score: float = 0.5
     min_height: float = 0.0
     person_class: int = 0
     shortlist: int = 5
@@ -72,10 +74,9 @@ class RunOptions:
 
 def make_detector(options):
     if options.detector == "hog":
-        return HOGDetector(options.hog_model, min_score=0.3 if options.min_score is None else options.min_score,
-                           min_height=options.min_height, resize=options.detect_resize)
-    return TFLiteDetector(options.detector, person_class=options.person_class,
-                          min_score=0.5 if options.min_score is None else options.min_score,
+        return HOGDetector(options.hog_model, min_score=options.min_score, min_height=options.min_height,
+                           resize=options.detect_resize, scale=options.hog_scale)
+    return TFLiteDetector(options.detector, person_class=options.person_class, min_score=options.min_score,
                           min_height=options.min_height, num_threads=options.threads)
 
 
@@ -138,61 +139,62 @@ def run(options, log=sys.stdout):
     """Runs the demo until the source ends, `max_frames`, Ctrl-C or SIGTERM; returns the summary dict."""
     if options.threads is not None:
         cv2.setNumThreads(options.threads)
-    models = ReIDModels.load(options.model_dir, options.mode, num_threads=options.threads)
-    gallery = Gallery(options.gallery, fingerprint=models.fingerprint, max_samples=options.max_samples)
-    detector = make_detector(options)
-    source = FrameSource(options.source)
-    tracker = Tracker(min_similarity=options.track_similarity, max_missed=options.max_missed)
-    matcher = Matcher(models, gallery, shortlist=options.shortlist, threshold=options.threshold)
-    identifier = Identifier(matcher, gallery, tracker, confirm_hits=options.confirm_frames)
-    stats = Stats(STAGES)
-    stop = _StopFlag()
-    outputs = None
-    known_at_start = len(gallery.identities())
-    print(f"{source.description} -> {options.model_dir} ({options.mode}), gallery {options.gallery} "
-          f"({known_at_start} identities)", file=log, flush=True)
-    frame_index = 0
-    try:
+    with contextlib.ExitStack() as resources:
+        models = ReIDModels.load(options.model_dir, options.mode, num_threads=options.threads)
+        gallery = Gallery(options.gallery, fingerprint=models.fingerprint, max_samples=options.max_samples)
+        resources.callback(gallery.close)
+        detector = make_detector(options)
+        source = FrameSource(options.source)
+        resources.callback(source.close)
         outputs = _Outputs(options, source.fps or 10.0, log)
-        last_report = time.monotonic()
-        while not stop.event.is_set() and (options.max_frames is None or frame_index < options.max_frames):
-            frame = source.read()
-            if frame is None:
-                break
-            now = time.time()
-            with stats.time("detect"):
-                boxes = [box for box in (clip_box(d.box, frame.shape) for d in detector(frame)) if box is not None]
-            with stats.time("extract"):
-                crops = crop_people(frame, boxes, models.image_size)
-                features = models.extract(crops) if boxes else {}
-            with stats.time("match"):
-                tracks = tracker.update(boxes, features.get("embedding"), frame_index)
-                with gallery.transaction():
-                    decisions = identifier.update(tracks, features, crops, frame_index, now)
-            with stats.time("output"):
-                people = [dict(decision, time=round(now, 3), frame=frame_index, box=list(boxes[decision["detection"]]),
-                               name=gallery.name(decision["identity"]) if decision["identity"] else None,
-                               score=None if decision["score"] is None else round(decision["score"], 4))
-                          for decision in decisions]
-                status = f"frame {frame_index}  {len(boxes)} people"
-                if not outputs.emit(frame, people, status):
-                    break
-            stats.end_frame()
-            frame_index += 1
-            if time.monotonic() - last_report >= options.stats_every:
-                last_report = time.monotonic()
-                print(f"{stats.report()} | identities {len(gallery.identities())} (+{identifier.created})",
-                      file=log, flush=True)
-    finally:
-        stop.restore()
-        source.close()
-        if outputs is not None:
-            outputs.close()
-        summary = stats.summary()
-        summary.update(identities_created=identifier.created, identities_total=len(gallery.identities()),
-                       reconnects=source.reconnects, mode=options.mode, threads=options.threads)
-        gallery.close()
-        print(f"total: {format_summary(stats.summary())} | identities {summary['identities_total']} "
-              f"(+{summary['identities_created']})", file=log)
-        print("summary " + json.dumps(summary, sort_keys=True), file=log, flush=True)
+        resources.callback(outputs.close)
+        stop = _StopFlag()
+        resources.callback(stop.restore)
+        tracker = Tracker(min_similarity=options.track_similarity, max_missed=options.max_missed)
+        matcher = Matcher(models, gallery, shortlist=options.shortlist, threshold=options.threshold)
+        identifier = Identifier(matcher, gallery, tracker, confirm_hits=options.confirm_frames)
+        stats = Stats(STAGES)
+        print(f"{source.description} -> {options.model_dir} ({options.mode}), gallery {options.gallery} "
+              f"({len(gallery.identities())} identities)", file=log, flush=True)
+        try:
+            _loop(options, source, detector, models, tracker, identifier, gallery, outputs, stats, stop, log)
+        finally:
+            summary = stats.summary()
+            summary.update(identities_created=identifier.created, identities_total=len(gallery.identities()),
+                           reconnects=source.reconnects, mode=options.mode, threads=options.threads)
+            print(f"total: {format_summary(summary)} | identities {summary['identities_total']} "
+                  f"(+{summary['identities_created']})", file=log)
+            print("summary " + json.dumps(summary, sort_keys=True), file=log, flush=True)
     return summary
+
+
+def _loop(options, source, detector, models, tracker, identifier, gallery, outputs, stats, stop, log):
+    frame_index = 0
+    last_report = time.monotonic()
+    while not stop.event.is_set() and (options.max_frames is None or frame_index < options.max_frames):
+        frame = source.read()
+        if frame is None:
+            return
+        now = time.time()
+        with stats.time("detect"):
+            boxes = [box for box in (clip_box(d.box, frame.shape) for d in detector(frame)) if box is not None]
+        with stats.time("extract"):
+            crops = crop_people(frame, boxes, models.image_size)
+            features = models.extract(crops) if boxes else {}
+        with stats.time("match"):
+            tracks = tracker.update(boxes, features.get("embedding"), frame_index)
+            with gallery.transaction():
+                decisions = identifier.update(tracks, features, crops, frame_index, now)
+        with stats.time("output"):
+            people = [dict(decision, time=round(now, 3), frame=frame_index, box=list(boxes[decision["detection"]]),
+                           name=gallery.name(decision["identity"]) if decision["identity"] else None,
+                           score=None if decision["score"] is None else round(decision["score"], 4))
+                      for decision in decisions]
+            if not outputs.emit(frame, people, f"frame {frame_index}  {len(boxes)} people"):
+                return
+        stats.end_frame()
+        frame_index += 1
+        if time.monotonic() - last_report >= options.stats_every:
+            last_report = time.monotonic()
+            print(f"{stats.report()} | identities {len(gallery.identities())} (+{identifier.created})",
+                  file=log, flush=True)

@@ -59,6 +59,9 @@ def read_metadata(model_dir):
                if key not in metadata]
     if missing:
         raise ValueError(f"{path} lacks {missing}")
+    expected_input = {"color": "RGB", "pixel_range": [0, 255], "layout": "NHWC"}
+    if metadata.get("input", expected_input) != expected_input:
+        raise ValueError(f"{path} describes input {metadata['input']}; the demo feeds {expected_input}")
     return metadata
 
 
@@ -74,7 +77,6 @@ class ReIDModels:
     """
 
     def __init__(self, metadata, extractor, scorer, fingerprint):
-        self.metadata = metadata
         self.extractor = extractor
         self.scorer = scorer
         self.image_size = tuple(int(v) for v in metadata["image_size"])

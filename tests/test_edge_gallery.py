@@ -186,3 +186,30 @@ def test_changes_by_another_process_are_picked_up(tmp_path):
         with pytest.raises(KeyError, match=f"has no identity {first}"):
             running.add_sample(first, sample(2))
     running.close()
+
+
+def test_list_rename_and_forget_commands(tmp_path, capsys):
+    from edge_demo import cli
+
+    path = tmp_path / "g.sqlite"
+    gallery = Gallery(path)
+    with gallery.transaction():
+        for seed in range(3):
+            gallery.add_sample(gallery.create_identity(now=1.7e9), sample(seed))
+    gallery.close()
+    assert cli.main(["rename", "--gallery", str(path), "2", "Carol"]) == 0
+    assert cli.main(["forget", "--gallery", str(path), "1"]) == 0
+    assert cli.main(["list", "--gallery", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == ["identity 2 is now Carol", "forgot 1 identities"]
+    assert [line.split()[:3] for line in lines[3:]] == [["2", "Carol", "1"], ["3", "-", "1"]]
+    assert cli.main(["forget", "--gallery", str(path), "Dave"]) == 2
+    assert "has no identity named 'Dave'" in capsys.readouterr().err
+    assert cli.main(["forget", "--gallery", str(path)]) == 2
+    assert "name the identities to forget, or pass --all" in capsys.readouterr().err
+    assert cli.main(["forget", "--gallery", str(path), "--all"]) == 0
+    emptied = Gallery(path)
+    assert emptied.identities() == []
+    emptied.close()
+    assert cli.main(["list", "--gallery", str(tmp_path / "none.sqlite")]) == 2
+    assert capsys.readouterr().err == f"error: gallery {tmp_path / 'none.sqlite'} does not exist\n"

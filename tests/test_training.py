@@ -31,7 +31,7 @@ def run_job(root, out_dir, *extra):
 
 
 def test_training_killed_mid_epoch_resumes_to_the_same_result(tiny_dataset, tmp_path):
-    reference = run_job(tiny_dataset, tmp_path / "reference")
+    reference = run_job(tiny_dataset, tmp_path / "reference", "--no-evaluation")
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     killed = run_job(tiny_dataset, tmp_path / "resumed", "--kill-at-step", "7")
@@ -53,7 +53,7 @@ def test_training_killed_mid_epoch_resumes_to_the_same_result(tiny_dataset, tmp_
 
 
 def test_trains_under_mirrored_strategy_on_two_logical_cpus(tiny_dataset, tmp_path):
-    result = run_job(tiny_dataset, tmp_path / "mirrored", "--mirrored")
+    result = run_job(tiny_dataset, tmp_path / "mirrored", "--mirrored", "--no-evaluation")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas 2" in result.stdout
     history = (tmp_path / "mirrored" / "history.csv").read_text().splitlines()

@@ -1,6 +1,6 @@
 """A tiny training run executed in a subprocess by tests/test_training.py.
 
-Usage: python tests/training_job.py DATASET_ROOT RUN_DIR [--kill-at-step N] [--mirrored]
+Usage: python tests/training_job.py DATASET_ROOT RUN_DIR [--kill-at-step N] [--mirrored] [--no-evaluation]
 With --kill-at-step the process SIGKILLs itself after that optimizer step, the way
 a power cut or an out-of-memory killer would end it. With --mirrored it trains under
 `MirroredStrategy` over two logical CPU devices.
@@ -23,7 +23,7 @@ class KillAt(keras.callbacks.Callback):
         self.step = step
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations) == self.step:
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -42,8 +42,10 @@ if __name__ == "__main__":
     parser.add_argument("out_dir")
     parser.add_argument("--kill-at-step", type=int)
     parser.add_argument("--mirrored", action="store_true")
+    parser.add_argument("--no-evaluation", action="store_true")
     args = parser.parse_args()
     config = tiny_config(args.root, args.out_dir)
+    config.final_evaluation = not args.no_evaluation
     if args.mirrored:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

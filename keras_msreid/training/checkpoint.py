@@ -52,7 +52,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self._save(logs)
 
     def _step(self):
-        return int(self.model.optimizer.iterations)
+        return int(self.model.optimizer.iterations.numpy())
 
     def _save(self, logs):
         if logs and not all(math.isfinite(float(v)) for k, v in logs.items() if k.endswith("loss")):

@@ -29,6 +29,7 @@ class TrainConfig:
     p: int = 16
     k: int = 4
     augment: dict = dataclasses.field(default_factory=dict)  # AugmentConfig fields; {} = defaults, None = off
+    cache_decoded: bool = False  # decode every training image once into memory (GPU hosts, small sets)
     # Model.
     levels: tuple = ("low", "mid", "high")
     parts: int = 1
@@ -48,6 +49,7 @@ class TrainConfig:
     seed: int = 0
     # Evaluation during training (0 = only at the end) and its ranking.
     eval_every: int = 0
+    final_evaluation: bool = True
     protocol: str = "market1501"
     # Run directory, checkpoints, resumption.
     out_dir: str = "runs/default"

@@ -112,6 +112,7 @@ def train(config, extra_callbacks=(), verbose="auto"):
             seed=config.seed,
             start_batch=first_step,
             deterministic=True,
+            cache_decoded=config.cache_decoded,
         )
 
     epoch, offset = divmod(start, steps)
@@ -126,7 +127,7 @@ def train(config, extra_callbacks=(), verbose="auto"):
         model.save(temporary)
 
     metrics = {}
-    if dataset.query and dataset.gallery:
+    if config.final_evaluation and dataset.query and dataset.gallery:
         from keras_msreid.retrieval.evaluate import evaluate_model
 
         log.info("final evaluation: %d queries x %d gallery images", len(dataset.query), len(dataset.gallery))

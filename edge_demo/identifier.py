@@ -74,12 +74,12 @@ class Identifier:
         Returns one event dict per detection: event ("new_identity", "identified"
         or "seen"), track, identity (None while undecided), score, detection index.
         """
-        # Decided tracks first, so that they hold their identities before new tracks are matched.
         for track in tracks:
             if track.identity is not None and not self.gallery.has_identity(track.identity):
                 # Forgotten by `forget` while the track was in view: decide afresh.
                 track.identity, track.score = None, None
                 track.recent.clear()
+        # Decided tracks first, so that they hold their identities before new tracks are matched.
         order = sorted(range(len(tracks)), key=lambda i: tracks[i].identity is None)
         events = [None] * len(tracks)
         for index in order:

@@ -38,7 +38,6 @@ class Track:
     id: int
     box: tuple  # (x, y, w, h) of the latest detection
     embedding: np.ndarray  # running mean of the unit embeddings, renormalised
-    first_frame: int
     last_frame: int
     hits: int = 1
     velocity: tuple = (0.0, 0.0)  # box centre motion in pixels per frame
@@ -103,7 +102,7 @@ class Tracker:
         for d_index, box in enumerate(boxes):
             if assigned[d_index] is None:
                 track = Track(self._next_id, tuple(float(v) for v in box), np.asarray(embeddings[d_index], np.float32),
-                              frame_index, frame_index)
+                              frame_index)
                 self._next_id += 1
                 self.tracks.append(track)
                 assigned[d_index] = track

@@ -6,6 +6,7 @@ from keras import layers, ops
 from keras_msreid.layers.batch_norm import batch_norm
 from keras_msreid.layers.depthwise_correlation import DepthwiseCorrelation
 from keras_msreid.layers.spatial_transformer import SpatialTransformer
+from keras_msreid.layers.unit_norm import unit_normalize
 
 
 @keras.saving.register_keras_serializable(package="keras_msreid")
@@ -53,7 +54,6 @@ class ConvSimilarity(layers.Layer):
         self.strides = int(strides)
         self.projection = layers.Conv2D(self.channels, 1, use_bias=False, name="projection")
         self.projection_norm = batch_norm(name="projection_norm")
-        self.unit_norm = layers.UnitNormalization(axis=-1, name="unit_norm")
         self.spatial_transformer = SpatialTransformer(
             self.patch_size, self.parts, learn_transform=self.learn_transform, name="spatial_transformer"
         )
@@ -82,7 +82,7 @@ class ConvSimilarity(layers.Layer):
         if not self.built:
             self.build(feature_map.shape)
         projected = self.projection_norm(self.projection(feature_map), training=training)
-        unit_map = self.unit_norm(projected)
+        unit_map = unit_normalize(projected)
         patches, theta = self.spatial_transformer(unit_map, training=training)
         return unit_map, patches, theta
 

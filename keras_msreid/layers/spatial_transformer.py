@@ -33,8 +33,11 @@ def interpolation_matrix(centres, scales, num_samples, size):
     below = ops.floor(pixels)
     fraction = pixels - below
     cells = ops.convert_to_tensor(np.arange(size, dtype="float32"))
-    at_below = ops.cast(ops.equal(cells, below), pixels.dtype)
-    at_above = ops.cast(ops.equal(cells, below + 1.0), pixels.dtype)
+    # Indicators of cells `below` and `below + 1` as tents on integers rather than
+    # `equal`: the same values in float, and after int8 quantization a slightly
+    # inexact integer still selects its cell, where `equal` would select none.
+    at_below = ops.relu(1.0 - ops.abs(cells - below))
+    at_above = ops.relu(1.0 - ops.abs(cells - below - 1.0))
     return (1.0 - fraction) * at_below + fraction * at_above
 
 

@@ -9,6 +9,7 @@ from keras_msreid.losses.masked_mean import masked_mean
 from keras_msreid.layers.conv_similarity import ConvSimilarity
 from keras_msreid.layers.embedding_head import EmbeddingHead
 from keras_msreid.layers.similarity_fusion import SimilarityFusion
+from keras_msreid.layers.unit_norm import unit_normalize
 from keras_msreid.models.trunk import LEVEL_STRIDES, build_trunk
 from keras_msreid.training.pair_mining import mine_pairs
 
@@ -116,7 +117,6 @@ class MSReID(keras.Model):
         self.classifier = (
             layers.Dense(self.num_classes, use_bias=False, name="classifier") if self.num_classes else None
         )
-        self.unit_norm = layers.UnitNormalization(name="embedding_unit_norm")
         self.loss_weights = dict(DEFAULT_LOSS_WEIGHTS)
         self.loss_options = dict(DEFAULT_LOSS_OPTIONS)
         self.trackers = {
@@ -183,7 +183,7 @@ class MSReID(keras.Model):
         """Functional model: images -> embedding (unit norm), per-level maps, patches, theta."""
         images = keras.Input(self.image_size + (3,), name="images")
         outputs = self(images, training=False)
-        extracted = {"embedding": self.unit_norm(outputs["embedding"])}
+        extracted = {"embedding": unit_normalize(outputs["embedding"])}
         for level in self.levels:
             for kind in ("map", "patch", "theta"):
                 extracted[f"{level}_{kind}"] = outputs[f"{level}_{kind}"]

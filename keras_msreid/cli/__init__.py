@@ -16,6 +16,8 @@ COMMANDS = {
     "summary": "summary",
     "datasets": "datasets",
     "synth": "synth",
+    "search": "search",
+    "report": "report",
 }
 
 

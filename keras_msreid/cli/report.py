@@ -1,0 +1,100 @@
+"""`msreid report`: ranked-list picture, CMC curves, STN attention boxes and a metrics JSON.
+
+Example:
+
+```bash
+msreid report runs/cuhk01                        # model, dataset and protocol from the run folder
+msreid report runs/a --compare runs/b runs/c     # CMC curves of several runs in one plot
+msreid report --model m.keras --dataset market1501 --root data/Market-1501 --out report/
+```
+"""
+
+import json
+import pathlib
+import sys
+
+HELP = "Write a report (ranked lists, CMC plot, STN attention boxes, metrics.json) for a trained model."
+
+
+def add_arguments(parser):
+    parser.add_argument("run_dir", nargs="?", help="a run folder of msreid train (config.yaml, model.keras)")
+    parser.add_argument("--model", help="a .keras model (instead of RUN_DIR)")
+    parser.add_argument("--dataset", help="dataset name (instead of RUN_DIR's)")
+    parser.add_argument("--root", help="dataset root folder")
+    parser.add_argument("--protocol", help="market1501, cuhk01 or cuhk03_sgs (default: RUN_DIR's or market1501)")
+    parser.add_argument("--num-test-ids", type=int, help="CUHK01: test identities (100 or 486)")
+    parser.add_argument("--split-seed", type=int, help="CUHK01: seed of the identity split")
+    parser.add_argument("--out", help="report folder (default RUN_DIR/report)")
+    parser.add_argument("--compare", nargs="*", default=[], help="other run folders whose metrics.json CMC to plot too")
+    parser.add_argument("--ranking", default="exhaustive", choices=("exhaustive", "two-stage"))
+    parser.add_argument("--shortlist", type=int, default=100, help="two-stage: embedding shortlist size K")
+    parser.add_argument("--fusion-weight", type=float, default=0.5, help="weight of the CSN score in the fusion")
+    parser.add_argument("--queries", type=int, default=8, help="queries in the ranked-list picture (default 8)")
+    parser.add_argument("--top", type=int, default=10, help="gallery images per query in the picture (default 10)")
+
+
+def run(args):
+    try:
+        source = _resolve(args)
+        compare = {pathlib.Path(run).name: _run_metrics(run) for run in args.compare}
+    except (FileNotFoundError, ValueError) as error:
+        print(f"msreid report: error: {error}", file=sys.stderr)
+        return 2
+
+    import keras
+
+    import keras_msreid.models  # noqa: F401  (registers the classes for safe loading)
+    from keras_msreid.datasets import build_dataset
+    from keras_msreid.reports.report import write_report
+
+    dataset = build_dataset(source["dataset"], source["root"], check_files=True, **source["options"])
+    model = keras.saving.load_model(source["model"], safe_mode=True)
+    files = write_report(
+        source["out"], model, dataset, protocol=source["protocol"], ranking=args.ranking, shortlist=args.shortlist,
+        fusion_weight=args.fusion_weight, num_queries=args.queries, top=args.top, label=source["label"],
+        compare=compare, progress=True,
+    )
+    metrics = json.loads(pathlib.Path(files["metrics"]).read_text())
+    for ranking, result in metrics.items():
+        print(f"{ranking:>10}: rank-1 {result['rank1']:.3f}  rank-5 {result['rank5']:.3f}  mAP {result['mAP']:.3f}")
+    for name, path in files.items():
+        print(f"{name:>12}: {path}")
+    return 0
+
+
+def _resolve(args):
+    """Model, dataset, protocol and output folder from RUN_DIR and/or the flags (flags win)."""
+    options = {key: getattr(args, key) for key in ("num_test_ids", "split_seed") if getattr(args, key) is not None}
+    source = {"model": args.model, "dataset": args.dataset, "root": args.root, "protocol": args.protocol,
+              "options": options, "out": args.out, "label": pathlib.Path(args.model or "model").stem}
+    if args.run_dir:
+        from keras_msreid.training.config import TrainConfig
+
+        run = pathlib.Path(args.run_dir)
+        if not (run / "config.yaml").is_file():
+            raise FileNotFoundError(f"{run} is not a run folder of msreid train (no config.yaml)")
+        config = TrainConfig.load(run / "config.yaml")
+        source.update(
+            model=args.model or str(run / "model.keras"), dataset=args.dataset or config.dataset,
+            root=args.root or config.root, protocol=args.protocol or config.protocol,
+            options={**config.dataset_options, **options}, out=args.out or str(run / "report"), label=run.name,
+        )
+    missing = [flag for flag, key in (("--model", "model"), ("--dataset", "dataset"), ("--root", "root"),
+                                      ("--out", "out")) if not source[key]]
+    if missing:
+        raise ValueError(f"give RUN_DIR or {', '.join(missing)}")
+    if not pathlib.Path(source["model"]).is_file():
+        raise FileNotFoundError(f"no model file {source['model']}")
+    source["protocol"] = source["protocol"] or "market1501"
+    return source
+
+
+def _run_metrics(run_dir):
+    """The per-ranking results (with CMC curves) of a run's metrics.json."""
+    path = pathlib.Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no {path} to compare with")
+    metrics = json.loads(path.read_text())
+    if not metrics or any("cmc" not in result for result in metrics.values()):
+        raise ValueError(f"{path} has no CMC curves (evaluate the run again with this version)")
+    return metrics

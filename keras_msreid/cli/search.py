@@ -1,0 +1,102 @@
+"""`msreid search`: rank a feature store's images for one or more query images.
+
+Example:
+
+```bash
+# First call: extract the gallery into a store (resumes if killed, reused afterwards).
+msreid search --query person.jpg --store stores/market --model run/model.keras \
+    --dataset market1501 --root data/Market-1501
+# Later calls only read the store.
+msreid search --query person.jpg --store stores/market --model run/model.keras --top 10
+```
+"""
+
+import os
+import sys
+
+import numpy as np
+
+HELP = "Rank the images of a feature store for query images (top-n with scores)."
+
+
+def add_arguments(parser):
+    parser.add_argument("--query", nargs="+", required=True, help="query image file(s)")
+    parser.add_argument("--store", required=True, help="feature store folder")
+    parser.add_argument("--model", required=True, help="the .keras model the store was (or is to be) extracted with")
+    parser.add_argument("--top", type=int, default=10, help="results printed per query (default 10)")
+    parser.add_argument("--shortlist", type=int, default=100, help="gallery images rescored by pair score (default 100)")
+    parser.add_argument("--fusion-weight", type=float, default=0.5,
+                        help="weight of the pair score against the embedding similarity (default 0.5)")
+    source = parser.add_argument_group("building the store (when it is missing or from another model)")
+    source.add_argument("--gallery", help="folder of gallery images (searched recursively)")
+    source.add_argument("--dataset", help="dataset name whose --split goes into the store (with --root)")
+    source.add_argument("--root", help="dataset root folder")
+    source.add_argument("--split", default="gallery", choices=("gallery", "query", "train"))
+    parser.add_argument("--batch-size", type=int, default=128, help="images per extractor call (default 128)")
+
+
+def run(args):
+    import keras
+
+    import keras_msreid.models  # noqa: F401  (registers the classes for safe loading)
+    from keras_msreid.retrieval.extract import build_feature_store, extract_features, keras_score_fn
+    from keras_msreid.retrieval.feature_store import FeatureStore, sha256_of_file
+    from keras_msreid.retrieval.ranking import embedding_similarity, rank_two_stage
+
+    if args.top < 1 or args.shortlist < 1:
+        return _error("--top and --shortlist must be >= 1")
+    for path in args.query + [args.model]:
+        if not os.path.isfile(path):
+            return _error(f"no such file: {path}")
+    records = _gallery_records(args)
+    if records is None:
+        try:
+            store = FeatureStore.load(args.store)
+        except (FileNotFoundError, ValueError) as error:
+            return _error(f"{error}; build the store with --gallery FOLDER or --dataset NAME --root ROOT")
+        if store.model_sha256 != sha256_of_file(args.model):
+            return _error(f"store {args.store} was extracted with another model than {args.model}; "
+                          "rebuild it with --gallery or --dataset")
+    model = keras.saving.load_model(args.model, safe_mode=True)
+    if records is not None:
+        store = build_feature_store(args.model, records, args.store, batch_size=args.batch_size, model=model)
+
+    names = ["embedding"] + (model.scorer_feature_names if model.levels else [])
+    queries = extract_features(model.extractor(), args.query, model.image_size, progress=False, names=names)
+    gallery = {name: store.features[name] for name in names}
+    if model.levels:
+        scores = rank_two_stage(keras_score_fn(model.scorer("shift_add")), queries, gallery,
+                                shortlist=args.shortlist, fusion_weight=args.fusion_weight)
+    else:
+        scores = embedding_similarity(queries["embedding"], gallery["embedding"])
+    for query_path, row in zip(args.query, scores):
+        print(f"query {query_path}")
+        print(f"{'rank':>4}  {'score':>7}  {'id':>5}  {'camera':>6}  path")
+        for rank, index in enumerate(np.argsort(-row, kind="stable")[: args.top], start=1):
+            print(f"{rank:>4}  {row[index]:7.4f}  {store.pids[index]:>5}  {store.camids[index]:>6}  {store.paths[index]}")
+    return 0
+
+
+def _gallery_records(args):
+    if args.gallery:
+        from keras_msreid.datasets.base import is_image_file
+
+        paths = sorted(
+            os.path.join(folder, name)
+            for folder, _, names in os.walk(args.gallery) for name in names if is_image_file(name)
+        )
+        if not paths:
+            raise SystemExit(f"msreid search: error: no image files under {args.gallery}")
+        return paths
+    if args.dataset:
+        if not args.root:
+            raise SystemExit("msreid search: error: --dataset needs --root")
+        from keras_msreid.datasets import build_dataset
+
+        return getattr(build_dataset(args.dataset, args.root, check_files=True), args.split)
+    return None
+
+
+def _error(message):
+    print(f"msreid search: error: {message}", file=sys.stderr)
+    return 2

@@ -1,0 +1,86 @@
+"""`msreid report` and `msreid search` end to end on a tiny model and a tiny synthetic dataset."""
+
+import json
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from keras_msreid.cli import main
+from keras_msreid.data.pipeline import load_image
+from keras_msreid.datasets import build_dataset
+from keras_msreid.models import MSReID
+from keras_msreid.retrieval.feature_store import FeatureStore, sha256_of_file
+from keras_msreid.synthetic import write_market1501
+from keras_msreid.training.config import TrainConfig
+
+TINY = dict(image_size=(64, 32), patch_size=(3, 2), widths=(8, 16, 16, 32), depths=(1, 1, 1), similarity_channels=8,
+            reduced_channels=8, fusion_channels=8, embedding_dim=16)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run folder as `msreid train` leaves it: config.yaml and model.keras."""
+    root = tmp_path_factory.mktemp("synthetic")
+    write_market1501(root, num_ids=8, num_cameras=2, seed=0, image_size=(64, 32), overwrite=True)
+    run = tmp_path_factory.mktemp("run")
+    TrainConfig(dataset="market1501", root=str(root), image_size=(64, 32), patch_size=(3, 2)).save(run / "config.yaml")
+    keras.utils.set_random_seed(0)
+    model = MSReID(num_classes=4, **TINY)
+    model.build()
+    model.save(run / "model.keras")
+    return run, model
+
+
+def test_report_of_a_run_compared_with_another(run_dir, tmp_path, capsys):
+    run_dir, _ = run_dir
+    other = tmp_path / "baseline"
+    other.mkdir()
+    (other / "metrics.json").write_text(json.dumps({"embedding": {"rank1": 0.5, "cmc": [0.5, 0.75, 1.0]}}))
+    assert main(["report", str(run_dir), "--compare", str(other), "--queries", "3", "--top", "5"]) == 0
+    report = run_dir / "report"
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert sorted(metrics) == ["csn", "embedding", "fusion"]
+    assert 0 < metrics["fusion"]["mAP"] <= 1
+    ranked = cv2.imread(str(report / "ranked_list.png"))
+    assert ranked.shape[0] >= 3 * 128 and ranked.shape[1] >= 6 * 64  # 3 rows, query + 5 ranked
+    assert cv2.imread(str(report / "cmc.png")).shape == (450, 600, 3)
+    attention = cv2.imread(str(report / "attention.png"))
+    assert attention.shape[0] > 64 * 3 and attention.shape[1] > 2 * 32 * 3
+    settings = json.loads((report / "report.json").read_text())["settings"]
+    assert settings["pictured_ranking"] == "fusion" and len(settings["queries"]) == 3
+    assert "fusion: rank-1" in capsys.readouterr().out
+
+
+def test_report_errors_name_what_is_missing(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert f"{tmp_path} is not a run folder of msreid train (no config.yaml)" in capsys.readouterr().err
+    assert main(["report", "--model", str(tmp_path / "m.keras")]) == 2
+    assert "give RUN_DIR or --dataset, --root, --out" in capsys.readouterr().err
+
+
+def test_search_builds_the_store_then_refuses_another_model(run_dir, tmp_path, capsys):
+    run_dir, model = run_dir
+    config = TrainConfig.load(run_dir / "config.yaml")
+    dataset = build_dataset("market1501", config.root)
+    store = tmp_path / "store"
+    arguments = ["search", "--query", dataset.query[0].path, "--store", str(store), "--model",
+                 str(run_dir / "model.keras"), "--top", "4"]
+    assert main(arguments + ["--dataset", "market1501", "--root", config.root]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"query {dataset.query[0].path}" and len(lines) == 2 + 4
+    assert lines[2].split()[0] == "1" and lines[2].split()[-1] in {record.path for record in dataset.gallery}
+    saved = FeatureStore.load(store)
+    assert saved.model_sha256 == sha256_of_file(run_dir / "model.keras")
+    assert saved.paths == [record.path for record in dataset.gallery]
+    images = np.stack([load_image(record.path, model.image_size).numpy() for record in dataset.gallery])
+    expected = model.extractor()(images)
+    assert sorted(saved.features) == sorted(expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(saved.features[name], value, atol=1e-5, err_msg=name)
+
+    other = tmp_path / "other.keras"
+    other.write_bytes((run_dir / "model.keras").read_bytes() + b"\0")
+    assert main(["search", "--query", dataset.query[0].path, "--store", str(store), "--model", str(other)]) == 2
+    assert "was extracted with another model" in capsys.readouterr().err

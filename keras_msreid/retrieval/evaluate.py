@@ -16,6 +16,8 @@ Example:
 >>> results["fusion"]["rank1"], results["fusion"]["mAP"]
 """
 
+import logging
+
 import numpy as np
 
 from keras_msreid.metrics import evaluate_ranking
@@ -32,10 +34,14 @@ from keras_msreid.retrieval.shortlist import EmbeddingIndex
 
 RANKINGS = ("embedding", "csn", "fusion")
 RANKING_METHODS = ("exhaustive", "two-stage")
+# Above this many query x gallery pairs, exhaustive scoring takes hours on a CPU.
+_EXHAUSTIVE_WARNING_PAIRS = 10_000_000
+
+log = logging.getLogger(__name__)
 
 
 def rank_dataset(model, dataset, rankings=RANKINGS, ranking="exhaustive", shortlist=100, fusion_weight=0.5,
-                 batch_size=128, progress=False, pair_batch_size=1024):
+                 batch_size=128, progress=False, pair_batch_size=256):
     """Score matrices `(Q, G)` (higher is better) per ranking, and the features they came from.
 
     Returns:
@@ -61,6 +67,9 @@ def rank_dataset(model, dataset, rankings=RANKINGS, ranking="exhaustive", shortl
 
     score_fn = keras_score_fn(model.scorer("shift_add"), pair_batch_size)
     if ranking == "exhaustive":
+        if len(dataset.query) * len(dataset.gallery) > _EXHAUSTIVE_WARNING_PAIRS:
+            log.warning("exhaustive ranking scores %d pairs; ranking='two-stage' scores %d",
+                        len(dataset.query) * len(dataset.gallery), len(dataset.query) * shortlist)
         pair_scores = rank_exhaustive(score_fn, query, gallery, progress=progress)
         fused = fuse_scores(pair_scores, similarities, fusion_weight) if "fusion" in pair_rankings else None
     else:

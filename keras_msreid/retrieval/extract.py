@@ -5,8 +5,9 @@
 - `build_feature_store`: the same, written to a crash-safe, resumable
   `FeatureStore` tied to the model file's SHA-256.
 - `keras_score_fn`: a `ScoreFn` from `model.scorer()`, compiled with XLA by default:
-  the "shift_add" scorer then runs several times faster than without XLA, and
-  faster than the "grouped" one (benchmarks/bench_retrieval.py).
+  the XLA-compiled "shift_add" scorer is the fastest form measured on a 2-core CPU,
+  about 2x itself without XLA and 1.3x the "grouped" one
+  (`python benchmarks/bench_retrieval.py scorer`).
 
 Example:
 
@@ -53,6 +54,8 @@ def extract_features(extractor, records_or_paths, image_size, batch_size=128, pr
         names: keep only these outputs (default: all).
     """
     items = list(records_or_paths)
+    if not items:
+        raise ValueError("extract_features got no images")
     meter = Progress(len(items), "extracting features", enabled=progress)
     features, done = None, 0
     for batch in feature_batches(extractor, items, image_size, batch_size, names):
@@ -101,7 +104,7 @@ class KerasScoreFn:
     power of two, so that XLA compiles only a few shapes.
     """
 
-    def __init__(self, scorer_model, batch_size=1024, jit_compile=True):
+    def __init__(self, scorer_model, batch_size=256, jit_compile=True):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
@@ -126,6 +129,6 @@ class KerasScoreFn:
         return scores
 
 
-def keras_score_fn(scorer_model, batch_size=1024, jit_compile=True):
+def keras_score_fn(scorer_model, batch_size=256, jit_compile=True):
     """A `ScoreFn` running `scorer_model` (see `KerasScoreFn`)."""
     return KerasScoreFn(scorer_model, batch_size, jit_compile)

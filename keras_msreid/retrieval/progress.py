@@ -32,7 +32,8 @@ class Progress:
     def update(self, count):
         self.done += int(count)
         now = time.perf_counter()
-        if self.enabled and (now - self.last_print >= self.interval or self.done >= self.total):
+        # The last line is close()'s, so a finished count is not printed twice.
+        if self.enabled and now - self.last_print >= self.interval and self.done < self.total:
             self.last_print = now
             self._print(now, end="\r")
 

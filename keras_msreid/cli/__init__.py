@@ -16,6 +16,7 @@ COMMANDS = {
     "summary": "summary",
     "datasets": "datasets",
     "synth": "synth",
+    "export": "export",
     "search": "search",
     "report": "report",
 }

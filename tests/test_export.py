@@ -1,0 +1,378 @@
+"""TFLite export of a tiny MSReID trained for a few steps on a tiny synthetic set.
+
+One module-scoped export (all four modes, through `msreid export --validate`)
+serves most tests; the failure tests patch the converter or the writer.
+"""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import export.convert
+from export.atomic import write_atomic
+from export.convert import MODES, convert_keras_model, export_model
+from export.op_check import UnsupportedOpsError, list_ops
+from export.runtime import ExportedReID, LiteRTModel, file_sha256, load_metadata
+from keras_msreid.cli import main as msreid_main
+from keras_msreid.data import make_train_dataset
+from keras_msreid.datasets import build_dataset
+from keras_msreid.models import MSReID
+from keras_msreid.synthetic import write_market1501
+from ai_edge_litert import schema_py_generated as schema
+
+IMAGE_SIZE = (64, 32)
+SMALL = dict(image_size=IMAGE_SIZE, patch_size=(3, 2), widths=(8, 16, 16, 32), depths=(1, 1, 1),
+             similarity_channels=8, reduced_channels=8, fusion_channels=8, embedding_dim=16)
+BUILTIN_OPS = {name for name in vars(schema.BuiltinOperator) if not name.startswith("_")} - {"CUSTOM"}
+FEATURES = ["low_map", "low_patch", "mid_map", "mid_patch", "high_map", "high_patch"]
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "synth"
+    write_market1501(root, num_ids=8, num_cameras=2, seed=0, image_size=IMAGE_SIZE)
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_path(dataset_root, tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    dataset = build_dataset("market1501", dataset_root)
+    model = MSReID(num_classes=dataset.num_train_pids, parts=2, **SMALL)
+    # Eager steps: tracing the training graph would cost more than four steps.
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), pair_negatives=1, run_eagerly=True)
+    model.fit(make_train_dataset(dataset.train, IMAGE_SIZE, p=4, k=2, seed=0), steps_per_epoch=4, verbose=0)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(model_path, dataset_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "out"
+    report = out.parent / "report.json"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = msreid_main([
+            "export", str(model_path), "--out", str(out), "--modes", *MODES,
+            "--calibration-root", str(dataset_root), "--calibration-dataset", "market1501",
+            "--calibration-count", "24", "--threshold-pairs", "200", "--validate", "--report", str(report),
+        ])
+    assert code == 0, printed.getvalue()
+    return {"dir": out, "report": json.loads(report.read_text()), "printed": printed.getvalue()}
+
+
+@pytest.fixture(scope="module")
+def keras_model(model_path):
+    return keras.saving.load_model(model_path, safe_mode=True)
+
+
+@pytest.fixture(scope="module")
+def test_images(dataset_root):
+    from export.images import load_images
+
+    dataset = build_dataset("market1501", dataset_root)
+    return load_images(dataset.query[:6], IMAGE_SIZE)
+
+
+def test_every_mode_uses_only_builtin_ops(exported):
+    metadata = load_metadata(exported["dir"])
+    assert sorted(metadata["models"]) == sorted(MODES)
+    for mode, models in metadata["models"].items():
+        for role in ("extractor", "scorer"):
+            ops = list_ops((exported["dir"] / models[role]["file"]).read_bytes())
+            assert set(ops) <= BUILTIN_OPS, (mode, role, set(ops) - BUILTIN_OPS)
+            assert ops == models[role]["ops"]
+            assert "MUL" in ops and "ADD" in ops
+    # The quantized models really compute in int8: no float convolution left.
+    assert "QUANTIZE" not in metadata["models"]["float32"]["extractor"]["ops"]
+    assert "CONV_2D" in metadata["models"]["int8"]["scorer"]["ops"]
+
+
+def test_metadata_round_trips_and_names_every_tensor(exported, model_path, keras_model):
+    metadata = load_metadata(exported["dir"])
+    assert json.loads((exported["dir"] / "metadata.json").read_text()) == metadata
+    assert metadata["format_version"] == 1
+    assert metadata["image_size"] == list(IMAGE_SIZE)
+    assert metadata["input"] == {"color": "RGB", "pixel_range": [0, 255], "layout": "NHWC"}
+    assert (metadata["embedding_dim"], metadata["parts"], metadata["patch_size"]) == (16, 2, [3, 2])
+    assert metadata["levels"] == ["low", "mid", "high"]
+    assert metadata["scorer_feature_names"] == keras_model.scorer_feature_names == FEATURES
+    assert metadata["source_model"] == {"path": str(model_path), "sha256": file_sha256(model_path)}
+    assert 0.0 < metadata["match_threshold"] < 1.0
+    assert metadata["match_threshold_calibration"]["method"] == "max_balanced_accuracy"
+    for mode, models in metadata["models"].items():
+        extractor, scorer = models["extractor"], models["scorer"]
+        for entry in (extractor, scorer):
+            assert entry["sha256"] == file_sha256(exported["dir"] / entry["file"])
+        assert extractor["file"] == f"extractor_{mode}.tflite"
+        assert [t["name"] for t in extractor["inputs"]] == ["images"]
+        assert extractor["inputs"][0]["shape"] == [-1, 64, 32, 3]
+        assert {t["name"] for t in extractor["outputs"]} == {"embedding"} | {
+            f"{level}_{kind}" for level in ("low", "mid", "high") for kind in ("map", "patch", "theta")
+        }
+        assert {t["name"] for t in scorer["inputs"]} == {f"{side}_{name}" for side in "ab" for name in FEATURES}
+        assert [t["name"] for t in scorer["outputs"]] == ["score"]
+        assert all(t["shape"][0] == -1 for t in scorer["inputs"] + scorer["outputs"])
+        tensors = extractor["inputs"] + extractor["outputs"] + scorer["inputs"] + scorer["outputs"]
+        if mode == "int8":
+            assert extractor["inputs"][0]["dtype"] == "uint8"
+            # The image input is pinned to [0, 255]: camera pixels quantize exactly.
+            assert extractor["inputs"][0]["scale"] == pytest.approx(1.0, abs=1e-5)
+            assert extractor["inputs"][0]["zero_point"] == 0
+            assert {t["dtype"] for t in scorer["inputs"]} == {"int8"}
+            assert all(t["scale"] > 0 for t in extractor["inputs"] + scorer["inputs"])
+            # The heads after pooling run in float, so every output is float.
+            outputs = extractor["outputs"] + scorer["outputs"]
+            assert {(t["dtype"], t["scale"]) for t in outputs} == {("float32", None)}
+        else:
+            assert {t["dtype"] for t in tensors} == {"float32"}
+            assert all(t["scale"] is None and t["zero_point"] is None for t in tensors)
+
+
+def _keras_outputs(model, images):
+    features = model.extractor().predict(images, verbose=0)
+    inputs = {f"a_{n}": np.repeat(features[n][:1], len(images), 0) for n in FEATURES}
+    inputs.update({f"b_{n}": features[n] for n in FEATURES})
+    return features, model.scorer("shift_add").predict(inputs, verbose=0)["score"]
+
+
+@pytest.mark.parametrize("mode,tolerance", [("float32", 1e-4), ("float16", 2e-2), ("dynamic", 2e-2)])
+def test_float_modes_match_keras(exported, keras_model, test_images, mode, tolerance):
+    features, scores = _keras_outputs(keras_model, test_images)
+    reid = ExportedReID(exported["dir"], mode)
+    lite = reid.extract(test_images)
+    for name in features:
+        np.testing.assert_allclose(lite[name], features[name], atol=tolerance, err_msg=name)
+    np.testing.assert_allclose(reid.score({n: v[:1] for n, v in lite.items()}, lite), scores, atol=tolerance)
+
+
+def test_int8_outputs_are_close_to_float(exported, keras_model, test_images):
+    """Tolerances from the int8 step of each output, about range / 255.
+
+    Unit-vector components step by about 2 / 255 = 0.008: after a dozen
+    requantized layers a mean error of one or two steps is expected (0.02 allows
+    it), while a cell whose vector was short before normalisation can turn by
+    more, so maps and patches are held to a mean, not a maximum. The embedding
+    is compared by cosine. Theta's scale and centre (in [-1, 1]) step by
+    0.008 at most. Scores come from int8 similarity maps through a float head;
+    0.05 is about what one step on the pooled features moves the logit. (After
+    four steps the scores differ little from pair to pair; how well int8 keeps
+    their order is measured by `export.validate` on a trained model.)
+    """
+    pixels = np.round(test_images)
+    features, scores = _keras_outputs(keras_model, pixels)
+    reid = ExportedReID(exported["dir"], "int8")
+    lite = reid.extract(pixels.astype(np.uint8))
+    cosine = np.sum(lite["embedding"] * features["embedding"], axis=-1) / np.linalg.norm(lite["embedding"], axis=-1)
+    assert cosine.min() > 0.99
+    for name in ("low_map", "mid_map", "high_map", "low_patch", "mid_patch", "high_patch"):
+        assert np.abs(lite[name] - features[name]).mean() < 0.02, name
+    for name in ("low_theta", "mid_theta", "high_theta"):
+        np.testing.assert_allclose(lite[name], features[name], atol=0.01, err_msg=name)
+    lite_scores = reid.score({n: v[:1] for n, v in lite.items()}, lite)
+    np.testing.assert_allclose(lite_scores, scores, atol=0.05)
+
+
+def test_int8_keeps_the_stn_weights_and_the_heads_in_float(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from export.float_ops import pooled_head_nodes, stn_interpolation_nodes
+
+    for role, find, part in (
+        ("extractor", stn_interpolation_nodes, "spatial_transformer"),
+        ("extractor", lambda graph: pooled_head_nodes(graph, "embedding"), "embedding_head"),
+        ("scorer", lambda graph: pooled_head_nodes(graph, "score"), "fusion"),
+    ):
+        nodes = find((exported["dir"] / f"{role}_float32.tflite").read_bytes())
+        assert nodes and any(part in name for name in nodes)
+        assert not any("trunk" in name or "similarity_1/projection" in name for name in nodes)
+        int8 = Interpreter(model_path=str(exported["dir"] / f"{role}_int8.tflite"))
+        dtypes = {t["name"]: t["dtype"] for t in int8.get_tensor_details()}
+        kept = [name for name in nodes if name in dtypes]
+        assert kept and all(dtypes[name] == np.float32 for name in kept), role
+        # ... and the rest is integer: every convolution's output is int8.
+        details = {t["index"]: t for t in int8.get_tensor_details()}
+        convolutions = [op for op in int8._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+        assert convolutions and all(details[op["outputs"][0]]["dtype"] == np.int8 for op in convolutions)
+    with pytest.raises(ValueError, match="the model has no output named 'scores'"):
+        pooled_head_nodes((exported["dir"] / "scorer_float32.tflite").read_bytes(), "scores")
+
+
+def test_validation_report_compares_every_mode_with_keras(exported):
+    report = exported["report"]
+    assert sorted(report["modes"]) == sorted(MODES)
+    float32 = report["modes"]["float32"]
+    # (Rankings are not compared: after four steps many embeddings nearly tie,
+    # and float rounding alone reorders them.)
+    assert max(error["max_abs"] for error in float32["output_errors"].values()) < 1e-4
+    assert float32["score_agreement"]["max_abs"] < 1e-4
+    assert float32["score_agreement"]["correlation"] > 0.9999
+    assert report["modes"]["int8"]["score_agreement"]["correlation"] > 0.9
+    assert set(float32["output_errors"]) >= {"embedding", "low_map", "high_patch"}
+    assert report["num_query"] > 0 and report["num_gallery"] > 0
+    for entry in [report["keras"]] + list(report["modes"].values()):
+        for ranking in ("embedding_ranking", "score_ranking"):
+            assert 0.0 <= entry[ranking]["rank1"] <= entry[ranking]["rank5"] <= 1.0
+            assert entry[ranking]["num_queries"] == report["num_query"]
+        assert 0.0 <= entry["balanced_accuracy"] <= 1.0
+    for line in ("keras", "float16", "dynamic", "int8", "low_map"):
+        assert line in exported["printed"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_scorer_batch_resizes_in_every_mode(exported, mode):
+    metadata = load_metadata(exported["dir"])
+    path = exported["dir"] / metadata["models"][mode]["scorer"]["file"]
+    scorer = LiteRTModel(str(path))
+    rng = np.random.default_rng(0)
+    features = {}
+    for name, tensor in scorer.inputs.items():
+        values = rng.normal(size=[7] + tensor["shape"][1:]).astype(np.float32)
+        features[name] = values / np.linalg.norm(values, axis=-1, keepdims=True)
+    one_by_one = np.concatenate([scorer(**{n: v[i : i + 1] for n, v in features.items()})["score"] for i in range(7)])
+    for count in (7, 3):
+        batched = scorer(**{n: v[:count] for n, v in features.items()})["score"]
+        np.testing.assert_allclose(batched, one_by_one[:count], atol=1e-6)
+    # The interpreter's own resize_tensor_input, without the signature runner.
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    runner_inputs = interpreter.get_signature_runner().get_input_details()
+    for name, details in runner_inputs.items():
+        interpreter.resize_tensor_input(details["index"], [5] + list(details["shape"][1:]))
+    interpreter.allocate_tensors()
+    for name, details in runner_inputs.items():
+        interpreter.set_tensor(details["index"], export.runtime.quantize(features[name][:5], scorer.inputs[name]))
+    interpreter.invoke()
+    output = interpreter.get_signature_runner().get_output_details()["score"]
+    raw = interpreter.get_tensor(output["index"])
+    assert raw.shape == (5,)
+    np.testing.assert_allclose(export.runtime.dequantize(raw, scorer.outputs["score"]), one_by_one[:5], atol=1e-6)
+
+
+def test_score_pairs_one_query_with_every_gallery_image(exported, test_images):
+    reid = ExportedReID(exported["dir"], "int8")
+    features = reid.extract(test_images)
+    gallery = reid.encode(features, side="b")
+    assert gallery["low_map"].dtype == np.int8
+    query = {n: v[2:3] for n, v in features.items()}
+    aligned = reid.score({n: np.repeat(v, 6, 0) for n, v in query.items()}, features, pairs_per_invoke=None)
+    np.testing.assert_allclose(reid.score(query, gallery, pairs_per_invoke=4), aligned, atol=1e-6)
+    # The score is symmetric (both directions are averaged).
+    np.testing.assert_allclose(reid.score(features, query), aligned, atol=1 / 128)
+
+
+def test_runtime_names_missing_and_unknown_inputs(exported):
+    scorer = LiteRTModel(str(exported["dir"] / "scorer_float32.tflite"))
+    with pytest.raises(ValueError, match=r"missing \['a_high_map'.*unknown \['a_map'\]"):
+        scorer(a_map=np.zeros((1, 2)))
+    with pytest.raises(TypeError, match="input 'images' must be uint8, got float32"):
+        LiteRTModel(str(exported["dir"] / "extractor_int8.tflite")).run_quantized(
+            images=np.zeros((1,) + IMAGE_SIZE + (3,), np.float32)
+        )
+
+
+def test_changed_model_file_is_refused(exported, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(exported["dir"], copy)
+    with open(copy / "scorer_float32.tflite", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ValueError, match="scorer_float32.tflite does not match the sha256 in metadata.json"):
+        ExportedReID(copy, "float32")
+    with pytest.raises(ValueError, match=r"mode 'int4' is not in this export; exported: \['dynamic', 'float16'"):
+        ExportedReID(copy, "int4")
+
+
+def _snapshot(folder):
+    return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
+
+
+def test_a_failed_conversion_leaves_the_old_export_untouched(exported, keras_model, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    shutil.copytree(exported["dir"], out)
+    before = _snapshot(out)
+    real_converter = export.convert._converter
+
+    def failing_converter(saved_model_dir, mode, *args):
+        converter = real_converter(saved_model_dir, mode, *args)
+        if mode == "float16":
+            converter.convert = lambda: (_ for _ in ()).throw(RuntimeError("simulated converter crash"))
+        return converter
+
+    monkeypatch.setattr(export.convert, "_converter", failing_converter)
+    with pytest.raises(RuntimeError, match="simulated converter crash"):
+        export_model(keras_model, out, modes=["float32", "float16"])
+    assert _snapshot(out) == before
+
+
+def test_a_failed_write_leaves_no_metadata_and_no_partial_file(exported, keras_model, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    shutil.copytree(exported["dir"], out)
+    # Skip the (slow) conversion: hand back the float32 files of the fixture.
+    monkeypatch.setattr(
+        export.convert,
+        "convert_keras_model",
+        lambda model, modes, *args, what, **kwargs: {"float32": (exported["dir"] / f"{what}_float32.tflite").read_bytes()},
+    )
+    written = []
+
+    def write_then_fail(path, data):
+        if written:
+            raise OSError("simulated disk full")
+        write_atomic(path, data)
+        written.append(path.name)
+
+    monkeypatch.setattr(export.convert, "write_atomic", write_then_fail)
+    with pytest.raises(OSError, match="simulated disk full"):
+        export_model(keras_model, out, modes=["float32"])
+    # The old metadata went first, so nothing describes the mixed files left.
+    assert "metadata.json" not in os.listdir(out)
+    assert written == ["extractor_float32.tflite"]
+    assert (out / written[0]).read_bytes() == (exported["dir"] / written[0]).read_bytes()
+    assert not [name for name in os.listdir(out) if name.endswith(".partial")]
+
+
+def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"old")
+    with pytest.raises(TypeError):
+        write_atomic(path, "not bytes")
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["model.tflite"]
+
+
+class _LayerOf(keras.layers.Layer):
+    def __init__(self, function, **kwargs):
+        super().__init__(**kwargs)
+        self.function = function
+
+    def call(self, inputs):
+        return self.function(inputs)
+
+
+@pytest.mark.parametrize(
+    "function,message",
+    [
+        (lambda x: tf.linalg.inv(tf.reshape(x, (-1, 4, 4))), r"MatrixInverse \(Flex op"),
+        (lambda x: tf.math.special.bessel_i0e(x), r"BesselI0e \(custom op"),
+    ],
+)
+def test_an_op_outside_the_builtins_is_named(function, message):
+    signal = keras.Input((16,), name="signal")
+    model = keras.Model(signal, {"out": _LayerOf(function)(signal)})
+    with pytest.raises(UnsupportedOpsError, match=r"the model needs ops outside TFLITE_BUILTINS: " + message):
+        convert_keras_model(model, ["float32"], what="model")
+
+
+def test_int8_needs_calibration_images(keras_model, tmp_path):
+    with pytest.raises(ValueError, match="int8 export of the extractor needs calibration images"):
+        export_model(keras_model, tmp_path / "out", modes=["int8"])
+    assert not (tmp_path / "out").exists()

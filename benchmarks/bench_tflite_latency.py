@@ -1,0 +1,187 @@
+"""Size and latency of an export under LiteRT, against Keras and MobileNetV2, in one run.
+
+Per mode of the export: file sizes; the extractor's latency per image (batch 1);
+the scorer's latency per pair at batches of 1, 10 and 100 pairs; the whole cost of
+one query against a shortlist of 10 and of 100 gallery images (extract the query,
+encode it, score it against the stored gallery features in one invoke). Each at
+LiteRT 1, 2 and 4 threads, medians over `--runs`. The Keras float model (TensorFlow's
+own thread pool) and `keras.applications.MobileNetV2` at alpha 1.0 and 0.35
+(weights=None, global-average-pooled features, same input size, converted to float32
+and full int8 the same way as the extractor) are timed in the same run.
+
+Usage:
+
+```bash
+msreid export model.keras --out exported --calibration-root DATA --calibration-dataset market1501
+python benchmarks/bench_tflite_latency.py exported --runs 50 --threads 1 2 4
+```
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from export.runtime import ExportedReID, LiteRTModel, load_metadata  # noqa: E402
+
+
+def median_ms(function, runs, warmup=3):
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+def time_export(reid, images, gallery_size, runs):
+    """Extractor ms/image, scorer ms/pair at 1, 10, 100, query cost vs 10 and 100."""
+    image = images[:1]
+    features = reid.extract(images[:gallery_size])
+    query = reid.encode(reid.extract(image), side="a")
+    gallery = reid.encode(features, side="b")
+    row = {"extract": median_ms(lambda: reid.extract(image), runs)}
+    for pairs in (1, 10, 100):
+        gallery_part = {name: value[:pairs] for name, value in gallery.items()}
+        query_part = {name: np.repeat(value, pairs, 0) for name, value in query.items()}
+        row[f"pair@{pairs}"] = median_ms(
+            lambda: reid.score(query_part, gallery_part, pairs_per_invoke=None), max(5, runs // (1 + pairs // 10))
+        ) / pairs
+    for shortlist in (10, 100):
+        gallery_part = {name: value[:shortlist] for name, value in gallery.items()}
+
+        def one_query():
+            reid.score(reid.encode(reid.extract(image), side="a"), gallery_part, pairs_per_invoke=None)
+
+        row[f"query+{shortlist}"] = median_ms(one_query, max(5, runs // (1 + shortlist // 10)))
+    return row
+
+
+def time_keras(model, images, runs):
+    import tensorflow as tf
+
+    extractor = model.extractor()
+    scorer = model.scorer("grouped")
+    extract = tf.function(lambda x: extractor(x, training=False), reduce_retracing=True)
+    score = tf.function(lambda inputs: scorer(inputs, training=False), reduce_retracing=True)
+    image = tf.constant(images[:1], tf.float32)
+    features = extractor.predict(images[:100].astype(np.float32), verbose=0)
+    names = model.scorer_feature_names
+    row = {"extract": median_ms(lambda: extract(image), runs)}
+
+    def pair_inputs(count):
+        inputs = {f"a_{n}": tf.constant(np.repeat(features[n][:1], count, 0)) for n in names}
+        inputs.update({f"b_{n}": tf.constant(features[n][:count]) for n in names})
+        return inputs
+
+    for pairs in (1, 10, 100):
+        inputs = pair_inputs(pairs)
+        row[f"pair@{pairs}"] = median_ms(lambda: score(inputs), max(5, runs // (1 + pairs // 10))) / pairs
+    for shortlist in (10, 100):
+        gallery = {f"b_{n}": tf.constant(features[n][:shortlist]) for n in names}
+
+        def one_query():
+            query = extract(image)
+            inputs = {f"a_{n}": tf.repeat(query[n], shortlist, axis=0) for n in names}
+            score({**inputs, **gallery})
+
+        row[f"query+{shortlist}"] = median_ms(one_query, max(5, runs // (1 + shortlist // 10)))
+    return row
+
+
+def mobilenet_models(image_size, calibration, alphas=(1.0, 0.35)):
+    """`{name: {mode: bytes}}` for MobileNetV2 feature extractors at each alpha."""
+    import keras
+
+    from export.convert import convert_keras_model
+
+    converted = {}
+    for alpha in alphas:
+        backbone = keras.applications.MobileNetV2(
+            input_shape=tuple(image_size) + (3,), alpha=alpha, include_top=False, weights=None, pooling="avg"
+        )
+        images = keras.Input(tuple(image_size) + (3,), name="images")
+        # Same input contract as the extractor: RGB pixels in [0, 255].
+        features = backbone(keras.layers.Rescaling(1 / 127.5, offset=-1.0)(images))
+        model = keras.Model(images, {"features": features}, name=f"mobilenet_v2_{alpha}")
+        samples = [{"images": image[None]} for image in calibration]
+        converted[f"MobileNetV2 x{alpha}"] = convert_keras_model(
+            model, ["float32", "int8"], samples, "uint8", what=model.name
+        )
+    return converted
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("export_dir", help="folder written by msreid export")
+    parser.add_argument("--model", help="Keras model (default: the export's source model)")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per figure (fewer for big batches)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4], help="LiteRT interpreter threads")
+    parser.add_argument("--modes", nargs="+", help="export modes to time (default: all)")
+    parser.add_argument("--images-root", help="Market-style folder of crops to time on (default: random pixels)")
+    parser.add_argument("--no-mobilenet", action="store_true", help="skip the MobileNetV2 rows")
+    args = parser.parse_args()
+
+    metadata = load_metadata(args.export_dir)
+    image_size = tuple(metadata["image_size"])
+    rng = np.random.default_rng(0)
+    if args.images_root:
+        from export.images import calibration_set
+        from keras_msreid.datasets import build_dataset
+
+        images, _ = calibration_set(build_dataset("folder", args.images_root).train, image_size, 100)
+        images = np.round(images).astype(np.uint8)
+    else:
+        images = rng.integers(0, 256, (100,) + image_size + (3,), dtype=np.uint8)
+    modes = args.modes or list(metadata["models"])
+
+    columns = ["extract", "pair@1", "pair@10", "pair@100", "query+10", "query+100"]
+    header = (
+        f"{'model':<22} {'threads':>7} {'MB ext':>7} {'MB sc':>6} {'ms/img':>7} {'ms/pair@1':>9} "
+        f"{'@10':>6} {'@100':>6} {'query+10':>8} {'query+100':>9}"
+    )
+    rows = []
+
+    def add(name, threads, sizes, row):
+        cells = [f"{row[c]:.3f}" if c in row else "-" for c in columns]
+        rows.append(
+            f"{name:<22} {threads:>7} {sizes[0]:>7} {sizes[1]:>6} {cells[0]:>7} {cells[1]:>9} "
+            f"{cells[2]:>6} {cells[3]:>6} {cells[4]:>8} {cells[5]:>9}"
+        )
+
+    for mode in modes:
+        entries = metadata["models"][mode]
+        sizes = [f"{entries[role]['bytes'] / 1e6:.2f}" if role in entries else "-" for role in ("extractor", "scorer")]
+        for threads in args.threads:
+            reid = ExportedReID(args.export_dir, mode, num_threads=threads)
+            add(f"MSReID {mode}", threads, sizes, time_export(reid, images, 100, args.runs))
+
+    import keras
+
+    import keras_msreid.models  # noqa: F401
+
+    model = keras.saving.load_model(args.model or metadata["source_model"]["path"], safe_mode=True)
+    add("MSReID Keras float32", "TF", ["-", "-"], time_keras(model, images, args.runs))
+
+    if not args.no_mobilenet:
+        for name, per_mode in mobilenet_models(image_size, images[:50].astype(np.float32)).items():
+            for mode, model_bytes in per_mode.items():
+                for threads in args.threads:
+                    runtime = LiteRTModel(model_bytes, num_threads=threads)
+                    row = {"extract": median_ms(lambda: runtime(images=images[:1]), args.runs)}
+                    add(f"{name} {mode}", threads, [f"{len(model_bytes) / 1e6:.2f}", "-"], row)
+
+    print(f"image {image_size[0]}x{image_size[1]}, medians of up to {args.runs} runs, ms; "
+          "query+K = extract one query + score it against K stored gallery features in one invoke")
+    print(header)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -31,7 +31,8 @@ from keras_msreid.retrieval.shortlist import EmbeddingIndex
 
 ScoreFn = Callable[[dict, dict], np.ndarray]
 
-DEFAULT_PAIR_BATCH = 4096
+# Pairs gathered per score_fn call: about 230 MB of features at the default model size.
+DEFAULT_PAIR_BATCH = 1024
 
 
 def embedding_similarity(query_embeddings, gallery_embeddings):

@@ -7,15 +7,16 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${MSREID_CACHE_DIR:-$HOME/.cache/keras_msreid}"
 key="$(cat "$root/requirements.txt" "$root/setup.py" | sha256sum | cut -c1-16)"
 venv="$cache/venv-$key"
-if [ ! -x "$venv/bin/python" ]; then
+# A venv cannot be moved (its scripts name their own path), so completeness is
+# marked by a file written last: a killed install is started over.
+if [ ! -f "$venv/.complete" ]; then
     echo "setting up $venv (first run: downloads TensorFlow, a few minutes)" >&2
+    rm -rf "$venv"
     mkdir -p "$cache"
-    rm -rf "$venv.partial"
-    python3 -m venv "$venv.partial"
-    "$venv.partial/bin/pip" install -q --upgrade pip >&2
-    "$venv.partial/bin/pip" install -q -r "$root/requirements.txt" >&2
-    # Only a complete environment takes the cache key: a killed install starts over.
-    mv "$venv.partial" "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip >&2
+    "$venv/bin/python" -m pip install -q -r "$root/requirements.txt" >&2
+    touch "$venv/.complete"
 fi
-"$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$root" >&2
+"$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$root" >&2
 echo "$venv"

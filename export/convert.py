@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from export import threshold as threshold_lib
-from export.atomic import write_atomic
+from keras_msreid.utils.atomic import atomic_write_bytes
 from export.float_ops import pooled_head_nodes, stn_interpolation_nodes
 from export.op_check import UnsupportedOpsError, check_builtin_ops, list_ops
 from export.runtime import FORMAT_VERSION, METADATA_NAME, SIGNATURE_KEY, LiteRTModel, file_sha256
@@ -396,6 +396,6 @@ def export_model(
     (out_dir / METADATA_NAME).unlink(missing_ok=True)
     for role, per_mode in converted.items():
         for mode, model_bytes in per_mode.items():
-            write_atomic(out_dir / models[mode][role]["file"], model_bytes)
-    write_atomic(out_dir / METADATA_NAME, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
+            atomic_write_bytes(out_dir / models[mode][role]["file"], model_bytes)
+    atomic_write_bytes(out_dir / METADATA_NAME, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
     return metadata

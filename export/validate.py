@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-from export.atomic import write_atomic
+from keras_msreid.utils.atomic import atomic_write_bytes
 from export.runtime import ExportedReID, load_metadata
 from export.threshold import balanced_accuracy
 
@@ -255,7 +255,7 @@ def run_validation(export_dir, args):
     report = validate_export(export_dir, split, model, args.validate_modes, args.threads)
     print(format_report(report))
     if args.report:
-        write_atomic(args.report, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+        atomic_write_bytes(args.report, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return report
 
 

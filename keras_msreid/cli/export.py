@@ -89,9 +89,9 @@ def run(args):
             if args.report:
                 import json
 
-                from export.atomic import write_atomic
+                from keras_msreid.utils.atomic import atomic_write_bytes
 
-                write_atomic(args.report, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+                atomic_write_bytes(args.report, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     except (FileNotFoundError, ValueError, UnsupportedOpsError) as error:
         print(f"msreid export: error: {error}", file=sys.stderr)
         return 2

@@ -22,6 +22,9 @@ def atomic_path(path):
     temporary = path.with_name(f".{path.stem}.partial{''.join(path.suffixes) or '.tmp'}")
     try:
         yield temporary
+        # Flush the new bytes to disk before the rename makes them the file.
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
     finally:
         if temporary.exists():
@@ -31,3 +34,8 @@ def atomic_path(path):
 def atomic_write_text(path, text):
     with atomic_path(path) as temporary:
         pathlib.Path(temporary).write_text(text)
+
+
+def atomic_write_bytes(path, data):
+    with atomic_path(path) as temporary:
+        pathlib.Path(temporary).write_bytes(data)

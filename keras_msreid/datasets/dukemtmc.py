@@ -11,11 +11,8 @@ dataset.num_train_pids  # 702
 ```
 """
 
-import os
-
-from keras_msreid.datasets.base import ReIDDataset, find_release_dir
-from keras_msreid.datasets.counts import ExpectedCounts, check_counts
-from keras_msreid.datasets.market_style import LAYOUT, read_market_layout
+from keras_msreid.datasets.counts import ExpectedCounts
+from keras_msreid.datasets.market_style import load_market_release
 
 RELEASE_FOLDER = "DukeMTMC-reID"
 PUBLISHED_COUNTS = ExpectedCounts(
@@ -25,9 +22,4 @@ PUBLISHED_COUNTS = ExpectedCounts(
 
 def load_dukemtmc(root):
     """Reads DukeMTMC-reID into a `ReIDDataset` (train ids relabelled)."""
-    root = os.path.abspath(root)
-    layout = f"{root}/{RELEASE_FOLDER}/ (or {root}/) containing {LAYOUT}"
-    data_dir = find_release_dir(root, RELEASE_FOLDER, layout)
-    dataset = ReIDDataset("dukemtmc", data_dir, *read_market_layout(data_dir))
-    check_counts(dataset, PUBLISHED_COUNTS, search_dirs=[data_dir, root])
-    return dataset
+    return load_market_release("dukemtmc", root, RELEASE_FOLDER, PUBLISHED_COUNTS)

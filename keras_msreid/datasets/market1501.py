@@ -11,11 +11,8 @@ dataset.num_train_pids  # 751
 ```
 """
 
-import os
-
-from keras_msreid.datasets.base import ReIDDataset, find_release_dir
-from keras_msreid.datasets.counts import ExpectedCounts, check_counts
-from keras_msreid.datasets.market_style import LAYOUT, read_market_layout
+from keras_msreid.datasets.counts import ExpectedCounts
+from keras_msreid.datasets.market_style import load_market_release
 
 RELEASE_FOLDER = "Market-1501-v15.09.15"
 # Gallery after dropping junk (-1); the 0000 distractors stay in it.
@@ -26,9 +23,4 @@ PUBLISHED_COUNTS = ExpectedCounts(
 
 def load_market1501(root):
     """Reads Market-1501 into a `ReIDDataset` (junk dropped, train ids relabelled)."""
-    root = os.path.abspath(root)
-    layout = f"{root}/{RELEASE_FOLDER}/ (or {root}/) containing {LAYOUT}"
-    data_dir = find_release_dir(root, RELEASE_FOLDER, layout)
-    dataset = ReIDDataset("market1501", data_dir, *read_market_layout(data_dir))
-    check_counts(dataset, PUBLISHED_COUNTS, search_dirs=[data_dir, root])
-    return dataset
+    return load_market_release("market1501", root, RELEASE_FOLDER, PUBLISHED_COUNTS)

@@ -18,7 +18,8 @@ import logging
 import os
 import re
 
-from keras_msreid.datasets.base import ImageRecord, is_image_file, relabel, require_dir
+from keras_msreid.datasets.base import ImageRecord, ReIDDataset, find_release_dir, is_image_file, relabel, require_dir
+from keras_msreid.datasets.counts import check_counts
 
 JUNK_PID = -1
 DISTRACTOR_PID = 0
@@ -84,3 +85,13 @@ def read_market_layout(data_dir):
     query = read_market_folder(folders["query"], keep_distractors=False)
     gallery = read_market_folder(folders["gallery"], keep_distractors=True)
     return train, query, gallery
+
+
+def load_market_release(name, root, release_folder, published_counts):
+    """Reads a Market-style release found at `root/release_folder` or `root`, checking its counts."""
+    root = os.path.abspath(root)
+    layout = f"{root}/{release_folder}/ (or {root}/) containing {LAYOUT}"
+    data_dir = find_release_dir(root, release_folder, layout)
+    dataset = ReIDDataset(name, data_dir, *read_market_layout(data_dir))
+    check_counts(dataset, published_counts, search_dirs=[data_dir, root])
+    return dataset

@@ -4,18 +4,23 @@ Trains each variant for the same CPU budget (process CPU time, all threads, coun
 from the end of the first step so that graph tracing is excluded; robust to other
 load on the machine) on the 871/100 (or 485/486) split of
 CUHK01, for several seeded identity splits, and ranks the 100 test identities three
-ways: by the embedding alone, by the CSN pair score alone, and by their fusion.
+ways: by the embedding alone, by the CSN pair score alone, and by their fusion, each
+over the whole gallery (exhaustive) and, for the pair scores, also as a rescoring of
+the embedding's top 10 (two-stage, "@10").
 
 Variants (issue 3): (a) all three levels, (b) high level only, (c) embedding only,
 (d) all levels without STN (fixed centre patch), (e) all levels without the ranking loss.
 
 Usage:
     python benchmarks/cuhk01_ablation.py ../shared/data/cuhk01 --minutes 6 --splits 0 1 2
-Prints a table (mean and spread over splits) and writes the raw results as JSON.
+    python benchmarks/cuhk01_ablation.py --report a.json b.json   # one table of several runs
+Prints a table (mean and spread over splits) and writes the raw results as JSON; a run
+whose JSON already holds a (split, variant) skips it, so a killed run goes on.
 """
 
 import argparse
 import json
+import os
 import time
 
 import keras
@@ -25,6 +30,7 @@ from keras_msreid.data.pipeline import make_train_dataset, steps_per_epoch
 from keras_msreid.datasets import build_dataset
 from keras_msreid.models import MSReID
 from keras_msreid.retrieval.evaluate import evaluate_model
+from keras_msreid.utils.atomic import atomic_write_text
 
 VARIANTS = {
     "a_all_levels": dict(levels=("low", "mid", "high")),
@@ -52,7 +58,7 @@ class StopAfterCPU(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def run_variant(name, dataset, seconds, seed, learning_rate=1e-3):
+def run_variant(name, dataset, seconds, seed, learning_rate, save_path=None):
     options = dict(VARIANTS[name])
     loss_weights = options.pop("loss_weights", None)
     keras.utils.set_random_seed(seed)
@@ -67,44 +73,80 @@ def run_variant(name, dataset, seconds, seed, learning_rate=1e-3):
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4), loss_weights=loss_weights)
     stopper = StopAfterCPU(seconds)
     start = time.perf_counter()
-    model.fit(make_train_dataset(dataset.train, seed=seed, deterministic=True), steps_per_epoch=steps,
+    model.fit(make_train_dataset(dataset.train, seed=seed, deterministic=True, cache_decoded=True), steps_per_epoch=steps,
               epochs=10_000, callbacks=[stopper], verbose=0)
     train_seconds = time.perf_counter() - start
     results = evaluate_model(model, dataset, protocol="cuhk01")
-    return {"steps": stopper.steps, "train_seconds": train_seconds,
+    if model.levels:
+        two_stage = evaluate_model(model, dataset, rankings=("csn", "fusion"), ranking="two-stage", shortlist=10,
+                                   protocol="cuhk01")
+        results.update({f"{ranking}@10": value for ranking, value in two_stage.items()})
+    if save_path:
+        model.save(save_path)
+    return {"split": seed, "steps": stopper.steps, "train_seconds": train_seconds,
             "images_per_cpu_second": stopper.steps * 64 / seconds, "results": results}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", help="CUHK01 folder (e.g. ../shared/data/cuhk01)")
-    parser.add_argument("--minutes", type=float, default=6.0, help="training CPU minutes per variant and split")
-    parser.add_argument("--splits", type=int, nargs="+", default=[0, 1, 2], help="identity split seeds")
-    parser.add_argument("--test-ids", type=int, default=100, help="100 (871/100 split) or 486")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--json", default="cuhk01_ablation.json", help="raw results")
-    args = parser.parse_args()
-
-    raw = {}
-    for split in args.splits:
-        dataset = build_dataset("cuhk01", args.root, num_test_ids=args.test_ids, split_seed=split, check_files=True)
-        for name in args.variants:
-            print(f"split {split}: training {name} for {args.minutes} min", flush=True)
-            raw.setdefault(name, []).append(run_variant(name, dataset, args.minutes * 60, seed=split))
-            with open(args.json, "w") as handle:
-                json.dump(raw, handle, indent=2)
-
-    print(f"\nCUHK01 {args.test_ids} test ids, splits {args.splits}, {args.minutes} CPU-min of training each; "
+def print_table(raw, minutes, test_ids):
+    splits = sorted({run["split"] for runs in raw.values() for run in runs})
+    print(f"\nCUHK01 {test_ids} test ids, splits {splits}, {minutes} CPU-min of training each; "
           "mean +- std over splits (percent)")
-    print(f"{'variant':<20} {'ranking':<10} {'rank-1':>13} {'rank-5':>13} {'mAP':>13} {'img/CPU-s':>9}")
-    for name, runs in raw.items():
+    print(f"{'variant':<20} {'ranking':<10} {'rank-1':>13} {'rank-5':>13} {'mAP':>13} {'img/CPU-s':>9} {'splits':>6}")
+    for name in VARIANTS:
+        runs = raw.get(name)
+        if not runs:
+            continue
         speed = np.median([run["images_per_cpu_second"] for run in runs])
         for ranking in runs[0]["results"]:
             cells = []
             for metric in ("rank1", "rank5", "mAP"):
                 values = 100 * np.array([run["results"][ranking][metric] for run in runs])
                 cells.append(f"{values.mean():6.1f} +- {values.std():4.1f}")
-            print(f"{name:<20} {ranking:<10} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13} {speed:9.1f}")
+            print(f"{name:<20} {ranking:<10} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13} {speed:9.1f} "
+                  f"{len(runs):>6}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", nargs="?", help="CUHK01 folder (e.g. ../shared/data/cuhk01)")
+    parser.add_argument("--minutes", type=float, default=6.0, help="training CPU minutes per variant and split")
+    parser.add_argument("--learning-rate", type=float, default=1e-2, help="peak AdamW learning rate")
+    parser.add_argument("--splits", type=int, nargs="+", default=[0, 1, 2], help="identity split seeds")
+    parser.add_argument("--test-ids", type=int, default=100, help="100 (871/100 split) or 486")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--json", default="cuhk01_ablation.json", help="raw results (read first, to resume)")
+    parser.add_argument("--save-dir", help="also save every trained model here as VARIANT_splitN.keras")
+    parser.add_argument("--report", nargs="+", metavar="JSON", help="only print the table of these result files")
+    args = parser.parse_args()
+
+    if args.report:
+        raw = {}
+        for path in args.report:
+            with open(path) as handle:
+                for name, runs in json.load(handle).items():
+                    raw.setdefault(name, []).extend(runs)
+        print_table(raw, args.minutes, args.test_ids)
+        return
+    if not args.root:
+        parser.error("the CUHK01 folder is required unless --report is given")
+    raw = {}
+    if os.path.exists(args.json):
+        with open(args.json) as handle:
+            raw = json.load(handle)
+    if args.save_dir:
+        os.makedirs(args.save_dir, exist_ok=True)
+    for split in args.splits:
+        dataset = build_dataset("cuhk01", args.root, num_test_ids=args.test_ids, split_seed=split, check_files=True)
+        for name in args.variants:
+            if any(run["split"] == split for run in raw.get(name, [])):
+                continue
+            print(f"split {split}: training {name} for {args.minutes} CPU-min", flush=True)
+            save_path = os.path.join(args.save_dir, f"{name}_split{split}.keras") if args.save_dir else None
+            raw.setdefault(name, []).append(
+                run_variant(name, dataset, args.minutes * 60, split, args.learning_rate, save_path)
+            )
+            atomic_write_text(args.json, json.dumps(raw, indent=2))
+    print_table(raw, args.minutes, args.test_ids)
 
 
 if __name__ == "__main__":

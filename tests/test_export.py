@@ -47,7 +47,7 @@ def model_path(dataset_root, tmp_path_factory):
     dataset = build_dataset("market1501", dataset_root)
     model = MSReID(num_classes=dataset.num_train_pids, parts=2, **SMALL)
     # Eager steps: tracing the training graph would cost more than four steps.
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), pair_negatives=1, run_eagerly=True)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), random_positives=0, random_negatives=0, run_eagerly=True)
     model.fit(make_train_dataset(dataset.train, IMAGE_SIZE, p=4, k=2, seed=0), steps_per_epoch=4, verbose=0)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     model.save(path)

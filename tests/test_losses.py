@@ -58,7 +58,7 @@ def test_mining_picks_hardest_positives_and_negatives():
     labels = np.array([0, 0, 0, 1, 1, 2])
     features = np.array([[0.0], [1.0], [3.0], [0.5], [10.0], [2.0]], "float32")
     positive_index, positive_valid, negative_index, negative_valid = [
-        np.asarray(v) for v in mine_pairs(labels, features, num_positives=2, num_negatives=2)
+        np.asarray(v) for v in mine_pairs(labels, features, hard_positives=2, hard_negatives=2)
     ]
     assert list(positive_index[0]) == [2, 1]  # farthest same-id first
     assert list(negative_index[0]) == [3, 5]  # nearest other-id first
@@ -66,3 +66,31 @@ def test_mining_picks_hardest_positives_and_negatives():
     # Identity 2 has no positive: its slots are invalid; identity 1 has one positive.
     assert not positive_valid[5].any()
     assert list(positive_valid[3]) == [True, False]
+
+
+def test_mining_draws_random_pairs_among_those_not_already_hard():
+    labels = np.array([0, 0, 0, 0, 1, 2, 3])
+    features = np.array([[0.0], [1.0], [2.0], [3.0], [0.5], [5.0], [9.0]], "float32")
+    noise = np.random.default_rng(0).uniform(size=(7, 7)).astype("float32")
+    positive_index, positive_valid, negative_index, negative_valid = [
+        np.asarray(v)
+        for v in mine_pairs(labels, features, hard_positives=1, hard_negatives=1, random_positives=2,
+                            random_negatives=2, noise=noise)
+    ]
+    # Anchor 0: hard positive 3 (farthest), hard negative 4 (nearest); the random
+    # ones come from the rest, ordered by the noise.
+    assert positive_index[0, 0] == 3 and negative_index[0, 0] == 4
+    expected_positives = sorted([1, 2], key=lambda j: -noise[0, j])
+    expected_negatives = sorted([5, 6], key=lambda j: -noise[0, j])
+    assert list(positive_index[0, 1:]) == expected_positives
+    assert list(negative_index[0, 1:]) == expected_negatives
+    assert positive_valid[0].all() and negative_valid[0].all()
+    # Anchor 4 (identity 1) has no positive at all; no random pick repeats a hard one.
+    assert not positive_valid[4].any()
+    for row in range(4):
+        assert len(set(positive_index[row])) == 3 and len(set(negative_index[row, :3])) == 3
+
+
+def test_mining_random_pairs_need_noise():
+    with pytest.raises(ValueError, match="noise"):
+        mine_pairs(np.array([0, 0]), np.zeros((2, 1), "float32"), random_negatives=1)

@@ -1,3 +1,5 @@
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -73,7 +75,7 @@ def test_save_and_load_in_safe_mode_keeps_outputs(model, tmp_path):
 def test_fit_lowers_the_loss_on_a_fixed_batch():
     keras.utils.set_random_seed(0)
     model = MSReID(num_classes=4, levels=("low", "high"), **SMALL)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), pair_negatives=1)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), random_positives=0, random_negatives=0)
     x = images(16)
     y = np.repeat(np.arange(4), 4).astype("int32")
     data = tf.data.Dataset.from_tensors((x, y)).repeat()
@@ -81,6 +83,22 @@ def test_fit_lowers_the_loss_on_a_fixed_batch():
     assert history["loss"][1] < history["loss"][0]
     for name in ("identity_loss", "triplet_loss", "verification_loss", "ranking_loss", "pair_accuracy"):
         assert np.isfinite(history[name][-1]), name
+
+
+def test_a_loaded_model_is_compiled_as_it_was_saved(tmp_path):
+    model = MSReID(num_classes=4, levels=("high",), **SMALL)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss_weights={"ranking": 0.5}, hard_negatives=2,
+                  random_negatives=0)
+    x, y = images(8), np.repeat(np.arange(4), 2).astype("int32")
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "model.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras warns when it cannot restore a custom compile
+        loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert loaded.loss_weights == model.loss_weights and loaded.loss_options == model.loss_options
+    assert int(loaded.optimizer.iterations) == 1
+    loaded.fit(x, y, epochs=1, verbose=0)  # trains on from the saved optimizer state
+    assert int(loaded.optimizer.iterations) == 2
 
 
 def test_embedding_only_model_has_no_scorer_and_bad_arguments_are_named():

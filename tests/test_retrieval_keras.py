@@ -7,6 +7,7 @@ import pytest
 from keras_msreid.data.pipeline import load_image
 from keras_msreid.datasets import build_dataset
 from keras_msreid.models import MSReID
+from keras_msreid.retrieval import evaluate
 from keras_msreid.retrieval.evaluate import RANKINGS, evaluate_model
 from keras_msreid.retrieval.extract import extract_features, keras_score_fn
 from keras_msreid.synthetic import write_market1501
@@ -60,8 +61,8 @@ def test_keras_score_fn_matches_the_scorer_with_padded_last_batch(model, dataset
     np.testing.assert_allclose(grouped(a, b), expected, atol=1e-5)
 
 
-def test_evaluate_model_gives_three_sane_rankings_and_two_stage_agrees(model, dataset):
-    exhaustive = evaluate_model(model, dataset)
+def test_evaluate_model_gives_three_sane_rankings_and_two_stage_agrees(model, dataset, monkeypatch):
+    exhaustive = evaluate_model(model, dataset, ranking="exhaustive")
     assert list(exhaustive) == list(RANKINGS)
     for result in exhaustive.values():
         assert result["num_queries"] == len(dataset.query) and result["num_skipped"] == 0
@@ -75,6 +76,10 @@ def test_evaluate_model_gives_three_sane_rankings_and_two_stage_agrees(model, da
     # so from rank 3 on the two-stage CMC equals the embedding CMC.
     np.testing.assert_allclose(short["csn"]["cmc"][2:], exhaustive["embedding"]["cmc"][2:])
     assert 0 < short["csn"]["mAP"] <= 1
+    # "auto" is exhaustive for a small gallery, two-stage above the pair limit.
+    assert evaluate_model(model, dataset) == exhaustive
+    monkeypatch.setattr(evaluate, "AUTO_EXHAUSTIVE_PAIRS", 10)
+    assert evaluate_model(model, dataset, rankings=("embedding", "csn"), shortlist=3) == short
 
 
 def test_embedding_only_model_gives_only_the_embedding_ranking(dataset):
@@ -86,5 +91,5 @@ def test_embedding_only_model_gives_only_the_embedding_ranking(dataset):
 def test_bad_arguments_are_named(model, dataset):
     with pytest.raises(ValueError, match="rankings must be a non-empty subset of"):
         evaluate_model(model, dataset, rankings=("cosine",))
-    with pytest.raises(ValueError, match="ranking must be one of \\('exhaustive', 'two-stage'\\), got 'fast'"):
+    with pytest.raises(ValueError, match="ranking must be one of \\('auto', 'exhaustive', 'two-stage'\\), got 'fast'"):
         evaluate_model(model, dataset, ranking="fast")

@@ -11,7 +11,8 @@ def add_arguments(parser):
     parser.add_argument("--dataset", required=True, help="market1501, dukemtmc, msmt17, cuhk03, cuhk01 or folder")
     parser.add_argument("--root", required=True, help="dataset root folder")
     parser.add_argument("--protocol", default="market1501", help="market1501, cuhk01 or cuhk03_sgs")
-    parser.add_argument("--ranking", default="exhaustive", choices=("exhaustive", "two-stage"))
+    parser.add_argument("--ranking", default="auto", choices=("auto", "exhaustive", "two-stage"),
+                        help="auto: exhaustive up to 1 M query x gallery pairs, two-stage above")
     parser.add_argument("--shortlist", type=int, default=100, help="two-stage: embedding shortlist size K")
     parser.add_argument("--fusion-weight", type=float, default=0.5, help="weight of the CSN score in the fusion")
     parser.add_argument("--num-test-ids", type=int, help="CUHK01: test identities (100 or 486)")

@@ -26,7 +26,8 @@ def add_arguments(parser):
     parser.add_argument("--split-seed", type=int, help="CUHK01: seed of the identity split")
     parser.add_argument("--out", help="report folder (default RUN_DIR/report)")
     parser.add_argument("--compare", nargs="*", default=[], help="other run folders whose metrics.json CMC to plot too")
-    parser.add_argument("--ranking", default="exhaustive", choices=("exhaustive", "two-stage"))
+    parser.add_argument("--ranking", default="auto", choices=("auto", "exhaustive", "two-stage"),
+                        help="auto: exhaustive up to 1 M query x gallery pairs, two-stage above")
     parser.add_argument("--shortlist", type=int, default=100, help="two-stage: embedding shortlist size K")
     parser.add_argument("--fusion-weight", type=float, default=0.5, help="weight of the CSN score in the fusion")
     parser.add_argument("--queries", type=int, default=8, help="queries in the ranked-list picture (default 8)")

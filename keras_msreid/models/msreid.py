@@ -15,8 +15,12 @@ from keras_msreid.training.pair_mining import mine_pairs
 
 DEFAULT_LOSS_WEIGHTS = {"identity": 1.0, "triplet": 1.0, "verification": 1.0, "ranking": 1.0}
 DEFAULT_LOSS_OPTIONS = {
-    "pair_positives": 1,  # pairs scored per anchor: its hardest positives by embedding distance
-    "pair_negatives": 2,  # ... and its hardest negatives
+    # Pairs scored per anchor: its hardest positives and negatives by embedding
+    # distance, and random ones, without which the score head learns "far means same".
+    "hard_positives": 1,
+    "random_positives": 1,
+    "hard_negatives": 1,
+    "random_negatives": 1,
     "triplet_margin": 0.3,
     "ranking_margin": 0.3,
     "ranking_threshold": 0.7,
@@ -232,6 +236,18 @@ class MSReID(keras.Model):
                 self.loss_options[name] = kwargs.pop(name)
         super().compile(optimizer=optimizer, **kwargs)
 
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:
+            config = {**config, "loss_weights": dict(self.loss_weights), **self.loss_options}
+        return config
+
+    def compile_from_config(self, config):
+        # The base class skips models with their own `compile`; ours takes its config back.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     @property
     def metrics(self):
         return super().metrics + list(self.trackers.values())
@@ -259,11 +275,20 @@ class MSReID(keras.Model):
         return total / tf.distribute.get_strategy().num_replicas_in_sync
 
     def _score_losses(self, labels, features, y_pred, options, training):
-        num_positives, num_negatives = options["pair_positives"], options["pair_negatives"]
-        positive_index, positive_valid, negative_index, negative_valid = mine_pairs(
-            labels, features, num_positives, num_negatives
-        )
         batch = ops.shape(labels)[0]
+        # Stateless draws keyed by the step: a resumed run mines the same pairs.
+        step = tf.cast(self.optimizer.iterations, tf.int32)
+        noise = tf.random.stateless_uniform((batch, batch), seed=tf.stack([step, 0]))
+        positive_index, positive_valid, negative_index, negative_valid = mine_pairs(
+            labels,
+            features,
+            options["hard_positives"],
+            options["hard_negatives"],
+            options["random_positives"],
+            options["random_negatives"],
+            noise,
+        )
+        num_positives, num_negatives = positive_index.shape[1], negative_index.shape[1]
         anchors = ops.repeat(ops.arange(batch), num_positives + num_negatives)
         others = ops.reshape(ops.concatenate([positive_index, negative_index], axis=1), (-1,))
         names = self.scorer_feature_names

@@ -7,7 +7,9 @@ Three rankings of the same gallery:
 - `"fusion"`: `fuse_scores` of both (weight `fusion_weight` on the pair score).
 
 `ranking="exhaustive"` scores every query x gallery pair; `"two-stage"` scores only
-each query's `shortlist` nearest gallery images by embedding (`rank_two_stage`).
+each query's `shortlist` nearest gallery images by embedding (`rank_two_stage`);
+`"auto"` (the default) is exhaustive up to `AUTO_EXHAUSTIVE_PAIRS` pairs (minutes on
+a CPU) and two-stage above (Market-1501's 53.6 M pairs would take hours).
 Embedding-only models (`levels=()`) give only `"embedding"`.
 
 Example:
@@ -33,14 +35,14 @@ from keras_msreid.retrieval.ranking import (
 from keras_msreid.retrieval.shortlist import EmbeddingIndex
 
 RANKINGS = ("embedding", "csn", "fusion")
-RANKING_METHODS = ("exhaustive", "two-stage")
-# Above this many query x gallery pairs, exhaustive scoring takes hours on a CPU.
-_EXHAUSTIVE_WARNING_PAIRS = 10_000_000
+RANKING_METHODS = ("auto", "exhaustive", "two-stage")
+# Largest query x gallery count that `ranking="auto"` scores exhaustively.
+AUTO_EXHAUSTIVE_PAIRS = 1_000_000
 
 log = logging.getLogger(__name__)
 
 
-def rank_dataset(model, dataset, rankings=RANKINGS, ranking="exhaustive", shortlist=100, fusion_weight=0.5,
+def rank_dataset(model, dataset, rankings=RANKINGS, ranking="auto", shortlist=100, fusion_weight=0.5,
                  batch_size=128, progress=False, pair_batch_size=256):
     """Score matrices `(Q, G)` (higher is better) per ranking, and the features they came from.
 
@@ -66,10 +68,14 @@ def rank_dataset(model, dataset, rankings=RANKINGS, ranking="exhaustive", shortl
         return scores, query, gallery
 
     score_fn = keras_score_fn(model.scorer("shift_add"), pair_batch_size)
+    pairs = len(dataset.query) * len(dataset.gallery)
+    if ranking == "auto":
+        ranking = "exhaustive" if pairs <= AUTO_EXHAUSTIVE_PAIRS else "two-stage"
+        log.info("ranking %d query x gallery pairs: %s", pairs, ranking)
     if ranking == "exhaustive":
-        if len(dataset.query) * len(dataset.gallery) > _EXHAUSTIVE_WARNING_PAIRS:
+        if pairs > AUTO_EXHAUSTIVE_PAIRS:
             log.warning("exhaustive ranking scores %d pairs; ranking='two-stage' scores %d",
-                        len(dataset.query) * len(dataset.gallery), len(dataset.query) * shortlist)
+                        pairs, len(dataset.query) * shortlist)
         pair_scores = rank_exhaustive(score_fn, query, gallery, progress=progress)
         fused = fuse_scores(pair_scores, similarities, fusion_weight) if "fusion" in pair_rankings else None
     else:
@@ -88,7 +94,7 @@ def rank_dataset(model, dataset, rankings=RANKINGS, ranking="exhaustive", shortl
     return scores, query, gallery
 
 
-def evaluate_model(model, dataset, rankings=RANKINGS, ranking="exhaustive", shortlist=100, fusion_weight=0.5,
+def evaluate_model(model, dataset, rankings=RANKINGS, ranking="auto", shortlist=100, fusion_weight=0.5,
                    protocol="market1501", batch_size=128, progress=False, max_rank=20):
     """Evaluates `model` (an `MSReID`) on `dataset.query` against `dataset.gallery`.
 
@@ -96,7 +102,7 @@ def evaluate_model(model, dataset, rankings=RANKINGS, ranking="exhaustive", shor
         model: an `MSReID` (its `extractor()` and `scorer()` are used).
         dataset: a `ReIDDataset` with query and gallery records.
         rankings: any of `RANKINGS`; embedding-only models give `"embedding"` only.
-        ranking: `"exhaustive"` or `"two-stage"`.
+        ranking: `"auto"`, `"exhaustive"` or `"two-stage"`.
         shortlist: two-stage: gallery images rescored per query.
         fusion_weight: weight of the pair score in `"fusion"`.
         protocol: `evaluate_ranking` protocol (`"market1501"`, `"cuhk01"`, `"cuhk03_sgs"`).

@@ -41,7 +41,7 @@ class TrainConfig:
     # Optimisation.
     epochs: int = 60
     steps_per_epoch: int = 0  # 0: one PK pass over the training identities
-    learning_rate: float = 1e-3  # from scratch; 3.5e-4 is the pretrained-ResNet value
+    learning_rate: float = 1e-2  # AdamW peak, from scratch: 1e-3 barely moved CUHK01 in 8 epochs (docs/RESULTS.md)
     warmup_epochs: int = 2
     weight_decay: float = 5e-4
     loss_weights: dict = dataclasses.field(default_factory=dict)
@@ -57,7 +57,7 @@ class TrainConfig:
     # Scale-out.
     strategy: str = "default"  # "default", "mirrored", "multi_worker"
     mixed_precision: bool = False
-    jit_compile: bool = False
+    jit_compile: bool = False  # XLA: for GPUs; the CPU train step was 8x slower with it
 
     def __post_init__(self):
         for name in ("image_size", "levels", "patch_size", "widths", "depths"):

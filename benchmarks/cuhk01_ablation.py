@@ -73,8 +73,8 @@ def run_variant(name, dataset, seconds, seed, learning_rate, save_path=None):
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4), loss_weights=loss_weights)
     stopper = StopAfterCPU(seconds)
     start = time.perf_counter()
-    model.fit(make_train_dataset(dataset.train, seed=seed, deterministic=True, cache_decoded=True), steps_per_epoch=steps,
-              epochs=10_000, callbacks=[stopper], verbose=0)
+    data = make_train_dataset(dataset.train, seed=seed, deterministic=True, cache_decoded=True)
+    model.fit(data, steps_per_epoch=steps, epochs=10_000, callbacks=[stopper], verbose=0)
     train_seconds = time.perf_counter() - start
     results = evaluate_model(model, dataset, protocol="cuhk01")
     if model.levels:

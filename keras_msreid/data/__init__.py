@@ -12,9 +12,9 @@ train = make_train_dataset(records, image_size=(160, 64), p=16, k=4)
 ```
 """
 
-import importlib
+from keras_msreid.utils.lazy_exports import lazy_exports
 
-_EXPORTS = {
+__getattr__, __all__ = lazy_exports(__name__, {
     "PKSampler": "pk_sampler",
     "AugmentConfig": "augment",
     "augment_batch": "augment",
@@ -22,11 +22,4 @@ _EXPORTS = {
     "make_eval_dataset": "pipeline",
     "make_train_dataset": "pipeline",
     "steps_per_epoch": "pipeline",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+})

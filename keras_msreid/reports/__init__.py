@@ -15,20 +15,13 @@ write_report("runs/a/report", model, dataset, protocol="market1501")
 ```
 """
 
-import importlib
+from keras_msreid.utils.lazy_exports import lazy_exports
 
-_EXPORTS = {
+__getattr__, __all__ = lazy_exports(__name__, {
     "draw_ranked_list": "ranked_list",
     "plot_cmc": "cmc_plot",
     "draw_attention": "attention",
     "theta_to_boxes": "attention",
     "draw_attention_pair": "report",
     "write_report": "report",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+})

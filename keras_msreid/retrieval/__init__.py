@@ -16,9 +16,9 @@ results = evaluate_model(model, dataset, ranking="two-stage", shortlist=100)
 ```
 """
 
-import importlib
+from keras_msreid.utils.lazy_exports import lazy_exports
 
-_EXPORTS = {
+__getattr__, __all__ = lazy_exports(__name__, {
     "EmbeddingIndex": "shortlist",
     "ScoreFn": "ranking",
     "embedding_similarity": "ranking",
@@ -31,11 +31,4 @@ _EXPORTS = {
     "extract_features": "extract",
     "keras_score_fn": "extract",
     "evaluate_model": "evaluate",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+})

@@ -32,6 +32,7 @@ def take(features, indices):
 
 
 def file_sha256(path):
+    # Its own copy of keras_msreid.utils.file_hash: edge_demo/ is copied to a Pi without the package.
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

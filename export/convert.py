@@ -44,9 +44,10 @@ import tensorflow as tf
 
 from export import threshold as threshold_lib
 from keras_msreid.utils.atomic import atomic_write_bytes
+from keras_msreid.utils.file_hash import sha256_of_file
 from export.float_ops import pooled_head_nodes, stn_interpolation_nodes
 from export.op_check import UnsupportedOpsError, check_builtin_ops, list_ops
-from export.runtime import FORMAT_VERSION, METADATA_NAME, SIGNATURE_KEY, LiteRTModel, file_sha256
+from export.runtime import FORMAT_VERSION, METADATA_NAME, SIGNATURE_KEY, LiteRTModel
 
 MODES = ("float32", "float16", "dynamic", "int8")
 INPUT_TYPES = ("uint8", "int8")
@@ -275,7 +276,7 @@ def _load(model_or_path):
     import keras_msreid.models  # noqa: F401  (registers the classes for safe loading)
 
     model = keras.saving.load_model(path, safe_mode=True)
-    return model, {"path": path, "sha256": file_sha256(path)}
+    return model, {"path": path, "sha256": sha256_of_file(path)}
 
 
 def export_model(

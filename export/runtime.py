@@ -16,12 +16,13 @@ Example:
 >>> same = scores >= reid.match_threshold
 """
 
-import hashlib
 import json
 import os
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
+
+from keras_msreid.utils.file_hash import sha256_of_file
 
 FORMAT_VERSION = 1
 METADATA_NAME = "metadata.json"
@@ -63,14 +64,6 @@ def dequantize(values, tensor):
     if tensor["scale"] is None:
         return np.asarray(values, np.float32)
     return (np.asarray(values, np.float32) - tensor["zero_point"]) * np.float32(tensor["scale"])
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class LiteRTModel:
@@ -164,7 +157,7 @@ class ExportedReID:
         models = {}
         for role, entry in entries.items():
             path = os.path.join(export_dir, entry["file"])
-            if verify and file_sha256(path) != entry["sha256"]:
+            if verify and sha256_of_file(path) != entry["sha256"]:
                 raise ValueError(f"{path} does not match the sha256 in {METADATA_NAME}: re-export it")
             models[role] = LiteRTModel(path, num_threads=num_threads)
         self.extractor = models["extractor"]

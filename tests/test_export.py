@@ -17,9 +17,10 @@ import tensorflow as tf
 
 import export.convert
 from keras_msreid.utils.atomic import atomic_write_bytes
+from keras_msreid.utils.file_hash import sha256_of_file
 from export.convert import MODES, convert_keras_model, export_model
 from export.op_check import UnsupportedOpsError, list_ops
-from export.runtime import ExportedReID, LiteRTModel, file_sha256, load_metadata
+from export.runtime import ExportedReID, LiteRTModel, load_metadata
 from keras_msreid.cli import main as msreid_main
 from keras_msreid.data import make_train_dataset
 from keras_msreid.datasets import build_dataset
@@ -105,13 +106,13 @@ def test_metadata_round_trips_and_names_every_tensor(exported, model_path, keras
     assert (metadata["embedding_dim"], metadata["parts"], metadata["patch_size"]) == (16, 2, [3, 2])
     assert metadata["levels"] == ["low", "mid", "high"]
     assert metadata["scorer_feature_names"] == keras_model.scorer_feature_names == FEATURES
-    assert metadata["source_model"] == {"path": str(model_path), "sha256": file_sha256(model_path)}
+    assert metadata["source_model"] == {"path": str(model_path), "sha256": sha256_of_file(model_path)}
     assert 0.0 < metadata["match_threshold"] < 1.0
     assert metadata["match_threshold_calibration"]["method"] == "max_balanced_accuracy"
     for mode, models in metadata["models"].items():
         extractor, scorer = models["extractor"], models["scorer"]
         for entry in (extractor, scorer):
-            assert entry["sha256"] == file_sha256(exported["dir"] / entry["file"])
+            assert entry["sha256"] == sha256_of_file(exported["dir"] / entry["file"])
         assert extractor["file"] == f"extractor_{mode}.tflite"
         assert [t["name"] for t in extractor["inputs"]] == ["images"]
         assert extractor["inputs"][0]["shape"] == [-1, 64, 32, 3]

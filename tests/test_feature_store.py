@@ -14,9 +14,9 @@ from keras_msreid.retrieval.feature_store import (
     MANIFEST_NAME,
     PARTIAL_NAME,
     FeatureStore,
-    sha256_of_file,
     write_feature_store,
 )
+from keras_msreid.utils.file_hash import sha256_of_file
 
 COUNT = 20
 RECORDS = [ImageRecord(f"/images/{i:03d}.jpg", pid=i // 4, camid=i % 2) for i in range(COUNT)]

@@ -11,9 +11,10 @@ from keras_msreid.cli import main
 from keras_msreid.data.pipeline import load_image
 from keras_msreid.datasets import build_dataset
 from keras_msreid.models import MSReID
-from keras_msreid.retrieval.feature_store import FeatureStore, sha256_of_file
+from keras_msreid.retrieval.feature_store import FeatureStore
 from keras_msreid.synthetic import write_market1501
 from keras_msreid.training.config import TrainConfig
+from keras_msreid.utils.file_hash import sha256_of_file
 
 TINY = dict(image_size=(64, 32), patch_size=(3, 2), widths=(8, 16, 16, 32), depths=(1, 1, 1), similarity_channels=8,
             reduced_channels=8, fusion_channels=8, embedding_dim=16)

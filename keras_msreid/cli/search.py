@@ -40,7 +40,8 @@ def run(args):
 
     import keras_msreid.models  # noqa: F401  (registers the classes for safe loading)
     from keras_msreid.retrieval.extract import build_feature_store, extract_features, keras_score_fn
-    from keras_msreid.retrieval.feature_store import FeatureStore, sha256_of_file
+    from keras_msreid.retrieval.feature_store import FeatureStore
+    from keras_msreid.utils.file_hash import sha256_of_file
     from keras_msreid.retrieval.ranking import embedding_similarity, rank_two_stage
 
     if args.top < 1 or args.shortlist < 1:

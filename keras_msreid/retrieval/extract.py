@@ -20,7 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_msreid.data.pipeline import make_eval_dataset
-from keras_msreid.retrieval.feature_store import sha256_of_file, write_feature_store
+from keras_msreid.retrieval.feature_store import write_feature_store
+from keras_msreid.utils.file_hash import sha256_of_file
 from keras_msreid.retrieval.progress import Progress
 
 

@@ -46,15 +46,6 @@ PARTIAL_NAME = "partial.json"
 _FEATURE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
-def sha256_of_file(path, block_size=1 << 20):
-    """Hex SHA-256 of a file's bytes (the model identity recorded in a store)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(block_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class FeatureStore:
     """A complete store: `features` (name -> array, memory-mapped), `paths`, `pids`, `camids`.
 

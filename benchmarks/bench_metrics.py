@@ -16,13 +16,12 @@ Prints a table of medians over `--runs` timed runs:
 """
 
 import argparse
-import statistics
-import time
 import tracemalloc
 
 import numpy as np
 
 from keras_msreid.metrics import evaluate_ranking, pairwise_distance, re_ranking
+from timing import median_seconds
 
 
 def market_like_ids(rng, num_query, num_gallery, num_ids, num_cameras, num_distractors):
@@ -47,15 +46,6 @@ def per_query_loop(distmat, query_pids, gallery_pids, query_camids, gallery_cami
         ap_sum += np.sum(np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)) / hits.sum()
         num_evaluated += 1
     return cmc_sum / num_evaluated, ap_sum / num_evaluated
-
-
-def median_seconds(function, runs):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def clustered_features(rng, centres, pids, noise):

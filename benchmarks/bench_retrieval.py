@@ -40,17 +40,9 @@ from keras_msreid.retrieval.ranking import (
     shortlist_gallery,
 )
 from keras_msreid.retrieval.shortlist import EmbeddingIndex, faiss_available
+from timing import median_seconds
 
 MARKET_IMAGES = 3368 + 15913
-
-
-def median_seconds(function, runs):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def default_model():

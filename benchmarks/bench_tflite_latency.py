@@ -20,25 +20,17 @@ python benchmarks/bench_tflite_latency.py exported --runs 50 --threads 1 2 4
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
 from export.runtime import ExportedReID, LiteRTModel, load_metadata  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 
 def median_ms(function, runs, warmup=3):
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+    return 1000.0 * median_seconds(function, runs, warmup)
 
 
 def time_export(reid, images, gallery_size, runs):

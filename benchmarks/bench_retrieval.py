@@ -3,13 +3,15 @@
 Four parts, each printing a table (medians of `--runs` timed runs where repeated):
 
 - `scorer`: pairs scored per second by the default model's Keras scorer, "grouped"
-  and "shift_add" correlation, with and without XLA, and the share of the
-  correlations alone (both directions, every level).
+  and "shift_add" correlation, with and without XLA, fed gathered pairs or bound to
+  the feature sets (`KerasScoreFn.bind`), and the share of the correlations alone
+  (both directions, every level).
 - `scale`: two-stage ranking at Market-1501 size (3,368 queries x 15,913 gallery,
   K=100) on synthetic features of the default model's shapes (ranking cost does not
-  depend on the values), split into shortlist, rescoring and assembly; then how the
-  time grows with the gallery (1k, 4k, 16k): numpy and FAISS shortlists, two-stage
-  K=100, and exhaustive scoring per query.
+  depend on the values), split into shortlist, rescoring and assembly, XLA's
+  compilation included; then how the time grows with the gallery (1k, 4k, 16k):
+  numpy and FAISS shortlists, two-stage K=100, and exhaustive scoring per query,
+  each after an untimed first run.
 - `extract`: images per second of feature extraction into a `FeatureStore` (decode,
   resize, extractor, memory-mapped write) on a dataset's query + gallery images, and
   the wall time that implies for Market-1501's 19,281.
@@ -109,6 +111,13 @@ def bench_scorer(args):
     print(f"fastest: {best[0]}, XLA {'on' if best[1] else 'off'}, batch {best[2]}: {rates[best]:.0f} pairs/s; "
           f"{rates[best] / rates[('grouped', False, best[2])]:.1f}x grouped without XLA at that batch")
 
+    # The same scorer bound to the feature sets, gathering each batch's pairs itself.
+    bound = score_fns[best].bind(features, features)
+    bound(first, second)
+    seconds = median_seconds(lambda: bound(first, second), args.runs)
+    print(f"bound to the features (pairs gathered inside the graph): {args.pairs / seconds:.0f} pairs/s, "
+          f"{args.pairs / seconds / rates[best]:.1f}x the fastest form fed gathered pairs")
+
     # Correlations alone (both directions, every level), as the fastest form runs them.
     batch = best[2]
     blocks = model.similarity_blocks
@@ -133,7 +142,7 @@ def bench_scorer(args):
 
 
 # ---------------------------------------------------------------------------- scale
-def two_stage_parts(score_fn, query, gallery, shortlist, backend):
+def two_stage_parts(score_fn, query, gallery, shortlist, backend, workers=None):
     """rank_two_stage split into its timed parts: {part: seconds}."""
     times = {}
     start = time.perf_counter()
@@ -144,7 +153,7 @@ def two_stage_parts(score_fn, query, gallery, shortlist, backend):
     similarities = embedding_similarity(query["embedding"], gallery["embedding"])
     times["similarity"] = time.perf_counter() - start
     start = time.perf_counter()
-    scores = rescore_shortlist(score_fn, query, gallery, indices)
+    scores = rescore_shortlist(score_fn, query, gallery, indices, workers=workers)
     times["rescoring"] = time.perf_counter() - start
     start = time.perf_counter()
     fused = fuse_scores(scores, np.take_along_axis(similarities, indices, axis=1), 0.5)
@@ -162,7 +171,6 @@ def bench_scale(args):
     backend = "auto"
     gallery = synthetic_features(model, args.gallery, seed=0)
     query = synthetic_features(model, args.queries, seed=1)
-    score_fn({k: v[:8] for k, v in query.items()}, {k: v[:8] for k, v in gallery.items()})  # compile outside timing
     index_backend = EmbeddingIndex(gallery["embedding"][:10]).backend
     print(f"two-stage ranking, {args.queries} queries x {args.gallery} gallery, K={args.shortlist}; scorer "
           f"{args.correlation} XLA {'off' if args.no_xla else 'on'} batch {args.pair_batch}; shortlist "
@@ -190,8 +198,11 @@ def bench_scale(args):
             lambda: EmbeddingIndex(subset["embedding"], backend="faiss-flat").search(queries["embedding"],
                                                                                     args.shortlist),
             args.runs) if faiss_available() else float("nan")
+        # Untimed first runs: XLA compiles the scorer for each new gallery size (about 1 s).
+        two_stage_parts(score_fn, queries, subset, args.shortlist, backend)
         two_stage = two_stage_parts(score_fn, queries, subset, args.shortlist, backend)["total"]
         few = {name: value[: args.exhaustive_queries] for name, value in queries.items()}
+        rank_exhaustive(score_fn, few, subset)
         start = time.perf_counter()
         rank_exhaustive(score_fn, few, subset)
         exhaustive = (time.perf_counter() - start) / args.exhaustive_queries
@@ -252,7 +263,7 @@ def bench_agreement(args):
     for k in args.shortlists:
         start = time.perf_counter()
         indices = shortlist_gallery(query["embedding"], index, k)
-        scores = rescore_shortlist(score_fn, query, gallery, indices)
+        scores = rescore_shortlist(score_fn, query, gallery, indices, workers=workers)
         near = np.take_along_axis(similarities, indices, axis=1)
         matrices = {"csn": combine_two_stage(similarities, indices, scores),
                     "fusion": combine_two_stage(similarities, indices, fuse_scores(scores, near, args.fusion_weight))}
@@ -285,7 +296,7 @@ def main():
     for part in (scale,):
         part.add_argument("--correlation", default="shift_add", choices=("shift_add", "grouped"))
         part.add_argument("--no-xla", action="store_true")
-        part.add_argument("--pair-batch", type=int, default=256)
+        part.add_argument("--pair-batch", type=int, default=64)
     extract = sub.add_parser("extract")
     extract.add_argument("--dataset", default="market1501")
     extract.add_argument("--root", required=True)
@@ -301,7 +312,7 @@ def main():
     agreement.add_argument("--shortlists", type=int, nargs="+", default=[10, 50, 100])
     agreement.add_argument("--fusion-weight", type=float, default=0.5)
     agreement.add_argument("--correlation", default="shift_add", choices=("shift_add", "grouped"))
-    agreement.add_argument("--pair-batch", type=int, default=256)
+    agreement.add_argument("--pair-batch", type=int, default=64)
     args = parser.parse_args()
     {"scorer": bench_scorer, "scale": bench_scale, "extract": bench_extract, "agreement": bench_agreement}[args.part](args)
 

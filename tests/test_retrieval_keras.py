@@ -59,6 +59,8 @@ def test_keras_score_fn_matches_the_scorer_with_padded_last_batch(model, dataset
     np.testing.assert_allclose(score_fn(a, b), expected, atol=1e-5)
     grouped = keras_score_fn(model.scorer("grouped"), batch_size=16, jit_compile=False)
     np.testing.assert_allclose(grouped(a, b), expected, atol=1e-5)
+    # Bound to the two feature sets, the score function gathers the same pairs itself.
+    np.testing.assert_allclose(score_fn.bind(features, features)(first, second), expected, atol=1e-5)
 
 
 def test_evaluate_model_gives_three_sane_rankings_and_two_stage_agrees(model, dataset, monkeypatch):

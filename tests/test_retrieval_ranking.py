@@ -1,5 +1,8 @@
 """Exhaustive and two-stage ranking over a numpy score function, against plain-loop references."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -10,6 +13,7 @@ from keras_msreid.retrieval.ranking import (
     fuse_scores,
     rank_exhaustive,
     rank_two_stage,
+    score_pairs,
 )
 from keras_msreid.retrieval.shortlist import EmbeddingIndex
 
@@ -60,6 +64,47 @@ def test_score_fn_feature_names_limit_what_is_gathered():
     score_fn.feature_names = ["map"]
     rank_exhaustive(score_fn, features(2, 0), features(3, 1))
     assert seen == [["map"]]
+
+
+def test_thread_safe_score_fn_runs_on_several_workers_with_the_same_scores():
+    query, gallery = features(5, 0), features(23, 1)
+    threads = set()
+
+    def score_fn(a, b):
+        threads.add(threading.get_ident())
+        time.sleep(0.01)  # long enough that a second worker takes the next batch
+        return bilinear_score(a, b)
+
+    score_fn.thread_safe = True
+    expected = one_pair_at_a_time(bilinear_score, query, gallery)
+    np.testing.assert_allclose(rank_exhaustive(score_fn, query, gallery, batch_size=4, workers=3), expected, rtol=1e-6)
+    assert len(threads) > 1
+    threads.clear()
+    np.testing.assert_allclose(rank_exhaustive(score_fn, query, gallery, batch_size=4, workers=1), expected, rtol=1e-6)
+    assert len(threads) == 1
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        rank_exhaustive(score_fn, query, gallery, workers=0)
+
+
+def test_a_bound_score_fn_gathers_its_own_pairs():
+    query, gallery = features(4, 6), features(9, 7)
+    bound_to = []
+
+    def score_fn(a, b):
+        raise AssertionError("a score function with bind() is called through it")
+
+    def bind(query_features, gallery_features):
+        bound_to.append((query_features, gallery_features))
+        return lambda query_index, gallery_index: bilinear_score(
+            {"map": query_features["map"][query_index]}, {"map": gallery_features["map"][gallery_index]}
+        )
+
+    score_fn.bind = bind
+    scores = rank_exhaustive(score_fn, query, gallery, batch_size=5)
+    np.testing.assert_allclose(scores, one_pair_at_a_time(bilinear_score, query, gallery), rtol=1e-6)
+    assert len(bound_to) == 1 and bound_to[0][0] is query  # bound once, not per batch
+    with pytest.raises(ValueError, match="differ in length"):
+        score_pairs(score_fn, query, gallery, [0, 1], [0])
 
 
 def test_two_stage_with_whole_gallery_equals_exhaustive():

@@ -37,8 +37,8 @@ class MSReID(keras.Model):
     `ConvSimilarity` block normalises the map and crops STN patches; an
     `EmbeddingHead` pools the high-level map into an embedding. Per pair, each
     image's patches are correlated over the other's maps (both directions), the
-    similarity maps are fused from low to high level, and the two directions'
-    logits are averaged, so `score(A, B) == score(B, A)`.
+    two directions' similarity maps are averaged, so `score(A, B) == score(B, A)`,
+    and fused from low to high level into one logit.
 
     `model(images)` returns the per-image outputs; `model.fit(pk_batches)` mines
     pairs and triplets inside each batch of P identities x K images and trains
@@ -171,16 +171,19 @@ class MSReID(keras.Model):
 
     # ------------------------------------------------------------------- per pair
     def pair_logits(self, features_a, features_b, training=None, correlation=None):
-        """Symmetric logits of aligned pairs from two dicts of per-image features."""
+        """Symmetric logits `(pairs,)` of aligned pairs from two dicts of per-image features.
+
+        At each level, A's patches are correlated over B's map and B's over A's in
+        one call; the two directions' similarity maps are averaged before the
+        fusion, which therefore runs once per pair, not once per direction.
+        """
         level_maps = []
         for level in self.levels:
             patches = ops.concatenate([features_a[f"{level}_patch"], features_b[f"{level}_patch"]], axis=0)
             maps = ops.concatenate([features_b[f"{level}_map"], features_a[f"{level}_map"]], axis=0)
-            level_maps.append(
-                self.similarity_blocks[level]([patches, maps], training=training, correlation=correlation)
-            )
-        logits = ops.reshape(self.fusion(level_maps, training=training), (2, -1))
-        return 0.5 * (logits[0] + logits[1])
+            both = self.similarity_blocks[level]([patches, maps], training=training, correlation=correlation)
+            level_maps.append(ops.mean(ops.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0))
+        return ops.reshape(self.fusion(level_maps, training=training), (-1,))
 
     # ----------------------------------------------------------- functional views
     def extractor(self):

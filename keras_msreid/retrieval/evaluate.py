@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 def rank_dataset(model, dataset, rankings=RANKINGS, ranking="auto", shortlist=100, fusion_weight=0.5,
-                 batch_size=128, progress=False, pair_batch_size=256):
+                 batch_size=128, progress=False, pair_batch_size=64):
     """Score matrices `(Q, G)` (higher is better) per ranking, and the features they came from.
 
     Returns:

@@ -5,9 +5,8 @@
 - `build_feature_store`: the same, written to a crash-safe, resumable
   `FeatureStore` tied to the model file's SHA-256.
 - `keras_score_fn`: a `ScoreFn` from `model.scorer()`, compiled with XLA by default:
-  the XLA-compiled "shift_add" scorer is the fastest form measured on a 2-core CPU,
-  about 2x itself without XLA and 1.3x the "grouped" one
-  (`python benchmarks/bench_retrieval.py scorer`).
+  the XLA-compiled "shift_add" scorer at 64 pairs a call is the fastest form
+  measured on a 2-core CPU (`python benchmarks/bench_retrieval.py scorer`).
 
 Example:
 
@@ -102,10 +101,15 @@ class KerasScoreFn:
     """`ScoreFn` of a Keras scorer (`model.scorer()`): aligned feature dicts -> scores `(N,)`.
 
     Pairs run `batch_size` at a time; a last, smaller batch is padded to the next
-    power of two, so that XLA compiles only a few shapes.
+    power of two, so that XLA compiles only a few shapes. `bind` keeps a query and
+    a gallery feature set as tensors and gathers each batch's pairs inside the
+    compiled graph: copying the pairs' features into new arrays every call made
+    scoring 1.7x slower. Calls from several threads at once are safe.
     """
 
-    def __init__(self, scorer_model, batch_size=256, jit_compile=True):
+    thread_safe = True
+
+    def __init__(self, scorer_model, batch_size=64, jit_compile=True):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
@@ -114,8 +118,37 @@ class KerasScoreFn:
             lambda inputs: scorer_model(inputs, training=False)["score"], jit_compile=jit_compile
         )
 
+        def score_indexed(query, gallery, query_index, gallery_index):
+            inputs = {f"a_{name}": tf.gather(query[name], query_index) for name in self.feature_names}
+            inputs.update({f"b_{name}": tf.gather(gallery[name], gallery_index) for name in self.feature_names})
+            return scorer_model(inputs, training=False)["score"]
+
+        self._score_indexed = tf.function(score_indexed, jit_compile=jit_compile)
+
     def __call__(self, a, b):
-        count = len(a[self.feature_names[0]])
+        def score_rows(rows):
+            return self._score({f"{side}_{name}": features[name][rows]
+                                for side, features in (("a", a), ("b", b)) for name in self.feature_names})
+
+        return self._batched(len(a[self.feature_names[0]]), score_rows)
+
+    def bind(self, query_features, gallery_features):
+        """`(query_index, gallery_index) -> scores` of the pairs of these two feature sets."""
+        query = {name: tf.convert_to_tensor(query_features[name]) for name in self.feature_names}
+        gallery = {name: tf.convert_to_tensor(gallery_features[name]) for name in self.feature_names}
+
+        def score(query_index, gallery_index):
+            query_index = np.asarray(query_index, np.int64)
+            gallery_index = np.asarray(gallery_index, np.int64)
+            return self._batched(
+                len(query_index),
+                lambda rows: self._score_indexed(query, gallery, query_index[rows], gallery_index[rows]),
+            )
+
+        return score
+
+    def _batched(self, count, score_rows):
+        """Scores `(count,)` from `score_rows(rows)`, `batch_size` rows a call, the last padded."""
         scores = np.empty(count, np.float32)
         for start in range(0, count, self.batch_size):
             size = min(self.batch_size, count - start)
@@ -124,12 +157,10 @@ class KerasScoreFn:
                 rows = slice(start, start + size)
             else:
                 rows = np.minimum(np.arange(start, start + padded), start + size - 1)  # repeat the last pair
-            inputs = {f"{side}_{name}": features[name][rows]
-                      for side, features in (("a", a), ("b", b)) for name in self.feature_names}
-            scores[start : start + size] = self._score(inputs).numpy()[:size]
+            scores[start : start + size] = np.asarray(score_rows(rows))[:size]
         return scores
 
 
-def keras_score_fn(scorer_model, batch_size=256, jit_compile=True):
+def keras_score_fn(scorer_model, batch_size=64, jit_compile=True):
     """A `ScoreFn` running `scorer_model` (see `KerasScoreFn`)."""
     return KerasScoreFn(scorer_model, batch_size, jit_compile)

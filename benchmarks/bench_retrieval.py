@@ -142,7 +142,7 @@ def bench_scorer(args):
 
 
 # ---------------------------------------------------------------------------- scale
-def two_stage_parts(score_fn, query, gallery, shortlist, backend, workers=None):
+def two_stage_parts(score_fn, query, gallery, shortlist, backend):
     """rank_two_stage split into its timed parts: {part: seconds}."""
     times = {}
     start = time.perf_counter()
@@ -153,7 +153,7 @@ def two_stage_parts(score_fn, query, gallery, shortlist, backend, workers=None):
     similarities = embedding_similarity(query["embedding"], gallery["embedding"])
     times["similarity"] = time.perf_counter() - start
     start = time.perf_counter()
-    scores = rescore_shortlist(score_fn, query, gallery, indices, workers=workers)
+    scores = rescore_shortlist(score_fn, query, gallery, indices)
     times["rescoring"] = time.perf_counter() - start
     start = time.perf_counter()
     fused = fuse_scores(scores, np.take_along_axis(similarities, indices, axis=1), 0.5)
@@ -252,18 +252,18 @@ def bench_agreement(args):
     query = extract_features(extractor, dataset.query, model.image_size, progress=False, names=names)
     gallery = extract_features(extractor, dataset.gallery, model.image_size, progress=False, names=names)
     score_fn = keras_score_fn(model.scorer(args.correlation), batch_size=args.pair_batch)
-    score_fn({k: v[:8] for k, v in query.items()}, {k: v[:8] for k, v in gallery.items()})
     similarities = embedding_similarity(query["embedding"], gallery["embedding"])
+    index = EmbeddingIndex(gallery["embedding"])
+    rescore_shortlist(score_fn, query, gallery, shortlist_gallery(query["embedding"], index, 1))  # compile
 
     start = time.perf_counter()
     csn = rank_exhaustive(score_fn, query, gallery)
     rows = {"exhaustive": (time.perf_counter() - start, {"embedding": similarities, "csn": csn,
                                                         "fusion": fuse_scores(csn, similarities, args.fusion_weight)})}
-    index = EmbeddingIndex(gallery["embedding"])
     for k in args.shortlists:
         start = time.perf_counter()
         indices = shortlist_gallery(query["embedding"], index, k)
-        scores = rescore_shortlist(score_fn, query, gallery, indices, workers=workers)
+        scores = rescore_shortlist(score_fn, query, gallery, indices)
         near = np.take_along_axis(similarities, indices, axis=1)
         matrices = {"csn": combine_two_stage(similarities, indices, scores),
                     "fusion": combine_two_stage(similarities, indices, fuse_scores(scores, near, args.fusion_weight))}

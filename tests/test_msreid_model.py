@@ -62,6 +62,35 @@ def test_score_is_symmetric_and_both_correlation_forms_agree(model):
     np.testing.assert_allclose(np.linalg.norm(features["embedding"], axis=-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("merge", ["maps", "logits"])
+def test_the_two_directions_meet_at_the_maps_or_at_the_logits(merge):
+    model = MSReID(merge_directions=merge, **SMALL)
+    features = model(images(4, seed=3))
+    a = {name: value[:2] for name, value in features.items()}
+    b = {name: value[2:] for name, value in features.items()}
+
+    def direction(first, second):  # first's patches over second's maps, every level
+        return [model.similarity_blocks[level]([first[f"{level}_patch"], second[f"{level}_map"]])
+                for level in model.levels]
+
+    ab, ba = direction(a, b), direction(b, a)
+    if merge == "maps":
+        expected = model.fusion([(x + y) / 2 for x, y in zip(ab, ba)])
+    else:
+        expected = (model.fusion(ab) + model.fusion(ba)) / 2
+    np.testing.assert_allclose(model.pair_logits(a, b), np.reshape(expected, (-1,)), atol=1e-5)
+    np.testing.assert_allclose(model.pair_logits(b, a), model.pair_logits(a, b), atol=1e-6)
+
+
+def test_a_config_saved_before_merge_directions_keeps_its_logit_merge():
+    config = MSReID(**SMALL).get_config()
+    assert config["merge_directions"] == "maps"
+    del config["merge_directions"]
+    assert MSReID.from_config(config).merge_directions == "logits"
+    with pytest.raises(ValueError, match="merge_directions must be one of"):
+        MSReID(merge_directions="scores", **SMALL)
+
+
 def test_save_and_load_in_safe_mode_keeps_outputs(model, tmp_path):
     path = tmp_path / "model.keras"
     model.save(path)

@@ -13,6 +13,11 @@ from keras_msreid.layers.unit_norm import unit_normalize
 from keras_msreid.models.trunk import LEVEL_STRIDES, build_trunk
 from keras_msreid.training.pair_mining import mine_pairs
 
+# Where the two directions of a pair (A's patches over B, B's over A) meet: "maps"
+# averages their similarity maps before the fusion head (one head run per pair);
+# "logits" runs the head on each and averages the logits, as models saved before
+# the "maps" default did (twice the head's cost per pair).
+MERGE_DIRECTIONS = ("maps", "logits")
 DEFAULT_LOSS_WEIGHTS = {"identity": 1.0, "triplet": 1.0, "verification": 1.0, "ranking": 1.0}
 DEFAULT_LOSS_OPTIONS = {
     # Pairs scored per anchor: its hardest positives and negatives by embedding
@@ -70,6 +75,7 @@ class MSReID(keras.Model):
         use_stn=True,
         correlation="grouped",
         low_level_stride=2,
+        merge_directions="maps",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -90,6 +96,9 @@ class MSReID(keras.Model):
         self.use_stn = bool(use_stn)
         self.correlation = correlation
         self.low_level_stride = int(low_level_stride)
+        if merge_directions not in MERGE_DIRECTIONS:
+            raise ValueError(f"merge_directions must be one of {MERGE_DIRECTIONS}, got {merge_directions!r}")
+        self.merge_directions = merge_directions
         # Where the similarity of each level is evaluated; the low level's is the
         # expensive one per pair, so it is compared on a coarser grid of positions.
         correlation_strides = {level: self.low_level_stride if level == "low" else 1 for level in self.levels}
@@ -174,16 +183,20 @@ class MSReID(keras.Model):
         """Symmetric logits `(pairs,)` of aligned pairs from two dicts of per-image features.
 
         At each level, A's patches are correlated over B's map and B's over A's in
-        one call; the two directions' similarity maps are averaged before the
-        fusion, which therefore runs once per pair, not once per direction.
+        one call; the two directions meet as `merge_directions` says.
         """
         level_maps = []
         for level in self.levels:
             patches = ops.concatenate([features_a[f"{level}_patch"], features_b[f"{level}_patch"]], axis=0)
             maps = ops.concatenate([features_b[f"{level}_map"], features_a[f"{level}_map"]], axis=0)
             both = self.similarity_blocks[level]([patches, maps], training=training, correlation=correlation)
-            level_maps.append(ops.mean(ops.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0))
-        return ops.reshape(self.fusion(level_maps, training=training), (-1,))
+            if self.merge_directions == "maps":
+                both = ops.mean(ops.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0)
+            level_maps.append(both)
+        logits = ops.reshape(self.fusion(level_maps, training=training), (-1,))
+        if self.merge_directions == "logits":
+            logits = ops.mean(ops.reshape(logits, (2, -1)), axis=0)
+        return logits
 
     # ----------------------------------------------------------- functional views
     def extractor(self):
@@ -337,5 +350,11 @@ class MSReID(keras.Model):
             use_stn=self.use_stn,
             correlation=self.correlation,
             low_level_stride=self.low_level_stride,
+            merge_directions=self.merge_directions,
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Files saved before `merge_directions` existed were trained with "logits".
+        return cls(**{"merge_directions": "logits", **config})

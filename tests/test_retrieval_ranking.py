@@ -1,5 +1,7 @@
 """Exhaustive and two-stage ranking over a numpy score function, against plain-loop references."""
 
+import math
+import statistics
 import threading
 import time
 
@@ -151,10 +153,27 @@ def test_combine_puts_every_shortlisted_entry_above_the_rest():
     assert combined[0, [0, 3]].max() < -7.0
 
 
-def test_fuse_scores_puts_both_on_one_scale():
-    np.testing.assert_allclose(fuse_scores(np.array([0.2]), np.array([0.6]), 0.25), [0.25 * 0.2 + 0.75 * 0.8])
+def test_fuse_scores_standardises_each_query_before_weighting():
+    scores = np.array([[0.1, 0.5, 0.9], [0.3, 0.2, 0.7]])
+    similarities = np.array([[0.95, 0.97, 0.96], [0.2, 0.9, 0.1]])
+    # Reference, one query at a time with plain Python.
+    for row in range(2):
+        logits = [math.log(p / (1 - p)) for p in scores[row]]
+        expected = [
+            0.3 * (logit - statistics.fmean(logits)) / statistics.pstdev(logits)
+            + 0.7 * (cosine - statistics.fmean(similarities[row])) / statistics.pstdev(similarities[row])
+            for logit, cosine in zip(logits, similarities[row])
+        ]
+        np.testing.assert_allclose(fuse_scores(scores, similarities, 0.3)[row], expected, rtol=1e-5)
+    # A cosine spread of 0.02 still counts as much as a score spread of 0.8 at weight 0.5.
+    fused = fuse_scores(np.array([[0.9, 0.1]]), np.array([[0.95, 0.97]]), 0.5)
+    np.testing.assert_allclose(fused, [[0.0, 0.0]], atol=1e-6)
+    # Saturated scores and constant rows stay finite.
+    assert np.isfinite(fuse_scores(np.array([[0.0, 1.0], [0.5, 0.5]]), np.ones((2, 2)), 0.5)).all()
     with pytest.raises(ValueError, match=r"fusion_weight must be in \[0, 1\], got 1.5"):
-        fuse_scores(np.zeros(1), np.zeros(1), 1.5)
+        fuse_scores(np.zeros((1, 1)), np.zeros((1, 1)), 1.5)
+    with pytest.raises(ValueError, match="one shape"):
+        fuse_scores(np.zeros((1, 2)), np.zeros((1, 3)), 0.5)
 
 
 def test_bad_input_is_named():

@@ -26,7 +26,8 @@ def add_arguments(parser):
     parser.add_argument("--top", type=int, default=10, help="results printed per query (default 10)")
     parser.add_argument("--shortlist", type=int, default=100, help="gallery images rescored by pair score (default 100)")
     parser.add_argument("--fusion-weight", type=float, default=0.5,
-                        help="weight of the pair score against the embedding similarity (default 0.5)")
+                        help="weight of the pair score against the embedding similarity, both standardised "
+                             "per query (default 0.5)")
     source = parser.add_argument_group("building the store (when it is missing or from another model)")
     source.add_argument("--gallery", help="folder of gallery images (searched recursively)")
     source.add_argument("--dataset", help="dataset name whose --split goes into the store (with --root)")

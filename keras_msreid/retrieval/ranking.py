@@ -15,8 +15,8 @@ helper a TFLite one. Optional attributes make it faster:
 - `rank_two_stage`: shortlists the `shortlist` nearest gallery images of each query
   by embedding (`EmbeddingIndex`), scores only those pairs, and ranks every other
   gallery image strictly below them, by embedding similarity.
-- `fuse_scores`: `w * score + (1 - w) * (1 + cosine) / 2`, the pair score and the
-  embedding similarity on the same [0, 1] scale.
+- `fuse_scores`: `w * z(logit(score)) + (1 - w) * z(cosine)`, the pair score and
+  the embedding similarity each standardised over the candidates of a query.
 
 All functions return `(num_queries, num_gallery)` float32 matrices, higher is better
 (`evaluate_ranking(..., higher_is_better=True)`). TensorFlow-free.
@@ -58,12 +58,30 @@ def embedding_similarity(query_embeddings, gallery_embeddings):
 
 
 def fuse_scores(scores, similarities, fusion_weight):
-    """`fusion_weight * scores + (1 - fusion_weight) * (1 + similarities) / 2`."""
+    """`fusion_weight * z(logit(scores)) + (1 - fusion_weight) * z(similarities)`, row by row.
+
+    `z` standardises each row (one query's candidates) to mean 0 and standard
+    deviation 1, so that the weight means what it says: unit cosines of a trained
+    embedding span a few hundredths while pair scores span most of [0, 1], and a
+    plain weighted sum ranked by the pair score alone. Pair scores are taken as
+    logits (clipped to [1e-6, 1 - 1e-6] first), where sigmoid saturation does not
+    squash the differences among the best candidates.
+    """
     if not 0.0 <= fusion_weight <= 1.0:
         raise ValueError(f"fusion_weight must be in [0, 1], got {fusion_weight}")
-    fused = fusion_weight * np.asarray(scores, np.float32)
-    fused += (1.0 - fusion_weight) * 0.5 * (1.0 + np.asarray(similarities, np.float32))
-    return fused.astype(np.float32, copy=False)
+    scores = np.clip(np.asarray(scores, np.float64), 1e-6, 1.0 - 1e-6)
+    similarities = np.asarray(similarities, np.float64)
+    if scores.shape != similarities.shape or scores.ndim != 2:
+        raise ValueError(f"scores and similarities must be (queries, candidates) matrices of one shape, got "
+                         f"{scores.shape} and {similarities.shape}")
+    fused = fusion_weight * _standardize_rows(np.log(scores) - np.log1p(-scores))
+    fused += (1.0 - fusion_weight) * _standardize_rows(similarities)
+    return fused.astype(np.float32)
+
+
+def _standardize_rows(matrix):
+    spread = matrix.std(axis=1, keepdims=True)
+    return (matrix - matrix.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1.0)
 
 
 def score_pairs(score_fn, query_features, gallery_features, query_index, gallery_index,

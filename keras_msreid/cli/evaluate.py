@@ -14,7 +14,8 @@ def add_arguments(parser):
     parser.add_argument("--ranking", default="auto", choices=("auto", "exhaustive", "two-stage"),
                         help="auto: exhaustive up to 1 M query x gallery pairs, two-stage above")
     parser.add_argument("--shortlist", type=int, default=100, help="two-stage: embedding shortlist size K")
-    parser.add_argument("--fusion-weight", type=float, default=0.5, help="weight of the CSN score in the fusion, both scores standardised per query")
+    parser.add_argument("--fusion-weight", type=float, default=0.5,
+                        help="weight of the CSN score in the fusion, both scores standardised per query")
     parser.add_argument("--num-test-ids", type=int, help="CUHK01: test identities (100 or 486)")
     parser.add_argument("--split-seed", type=int, help="CUHK01: seed of the identity split")
     parser.add_argument("--json", help="also write the results to this JSON file")

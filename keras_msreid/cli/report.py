@@ -29,7 +29,8 @@ def add_arguments(parser):
     parser.add_argument("--ranking", default="auto", choices=("auto", "exhaustive", "two-stage"),
                         help="auto: exhaustive up to 1 M query x gallery pairs, two-stage above")
     parser.add_argument("--shortlist", type=int, default=100, help="two-stage: embedding shortlist size K")
-    parser.add_argument("--fusion-weight", type=float, default=0.5, help="weight of the CSN score in the fusion, both scores standardised per query")
+    parser.add_argument("--fusion-weight", type=float, default=0.5,
+                        help="weight of the CSN score in the fusion, both scores standardised per query")
     parser.add_argument("--queries", type=int, default=8, help="queries in the ranked-list picture (default 8)")
     parser.add_argument("--top", type=int, default=10, help="gallery images per query in the picture (default 10)")
 

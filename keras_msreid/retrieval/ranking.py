@@ -91,11 +91,11 @@ def score_pairs(score_fn, query_features, gallery_features, query_index, gallery
     `workers` threads score batches at once; the default is one per CPU core for a
     `thread_safe` score function and one otherwise.
     """
-    score_indexed = bind_score_fn(score_fn, query_features, gallery_features)
+    score_indexed = _bind_score_fn(score_fn, query_features, gallery_features)
     return _score_indexed_pairs(score_fn, score_indexed, query_index, gallery_index, batch_size, progress, workers)
 
 
-def bind_score_fn(score_fn, query_features, gallery_features):
+def _bind_score_fn(score_fn, query_features, gallery_features):
     """`(query_index, gallery_index) -> scores` of `score_fn` over two sets of features."""
     names = _feature_names(score_fn, query_features, gallery_features)
     if hasattr(score_fn, "bind"):
@@ -149,7 +149,7 @@ def rank_exhaustive(score_fn, query_features, gallery_features, batch_size=DEFAU
     """Scores `(Q, G)` of every query x gallery pair."""
     num_query = _count(query_features, "query_features")
     num_gallery = _count(gallery_features, "gallery_features")
-    score_indexed = bind_score_fn(score_fn, query_features, gallery_features)
+    score_indexed = _bind_score_fn(score_fn, query_features, gallery_features)
     meter = Progress(num_query * num_gallery, "scoring pairs", enabled=progress, unit="pairs")
     scores = np.empty((num_query, num_gallery), np.float32)
     queries_per_block = max(1, EXHAUSTIVE_BLOCK_PAIRS // num_gallery)

@@ -58,6 +58,16 @@ class StopAfterCPU(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def evaluate_rankings(model, dataset):
+    """Every ranking exhaustively, and the pair scores also as a rescoring of the embedding's top 10 ("@10")."""
+    results = evaluate_model(model, dataset, protocol="cuhk01")
+    if model.levels:
+        two_stage = evaluate_model(model, dataset, rankings=("csn", "fusion"), ranking="two-stage", shortlist=10,
+                                   protocol="cuhk01")
+        results.update({f"{ranking}@10": value for ranking, value in two_stage.items()})
+    return results
+
+
 def run_variant(name, dataset, seconds, seed, learning_rate, save_path=None):
     options = dict(VARIANTS[name])
     loss_weights = options.pop("loss_weights", None)
@@ -76,11 +86,7 @@ def run_variant(name, dataset, seconds, seed, learning_rate, save_path=None):
     data = make_train_dataset(dataset.train, seed=seed, deterministic=True, cache_decoded=True)
     model.fit(data, steps_per_epoch=steps, epochs=10_000, callbacks=[stopper], verbose=0)
     train_seconds = time.perf_counter() - start
-    results = evaluate_model(model, dataset, protocol="cuhk01")
-    if model.levels:
-        two_stage = evaluate_model(model, dataset, rankings=("csn", "fusion"), ranking="two-stage", shortlist=10,
-                                   protocol="cuhk01")
-        results.update({f"{ranking}@10": value for ranking, value in two_stage.items()})
+    results = evaluate_rankings(model, dataset)
     if save_path:
         model.save(save_path)
     return {"split": seed, "steps": stopper.steps, "train_seconds": train_seconds,

@@ -21,7 +21,7 @@ from keras_msreid.data.augment import AugmentConfig
 from keras_msreid.data.pipeline import make_train_dataset, steps_per_epoch
 from keras_msreid.datasets import build_dataset
 from keras_msreid.models import MSReID
-from keras_msreid.retrieval.evaluate import evaluate_model
+from cuhk01_ablation import evaluate_rankings
 
 
 def main():
@@ -53,12 +53,7 @@ def main():
     seconds = time.perf_counter() - start
     losses = ", ".join(f"{name} {values[-1]:.3f}" for name, values in history.items() if values[-1])
     print(f"{args.epochs} epochs in {seconds:.0f} s; last epoch: {losses}")
-    results = evaluate_model(model, dataset, protocol="cuhk01")
-    if model.levels:  # the pair score also as a rescoring of the embedding's top 10
-        two_stage = evaluate_model(model, dataset, rankings=("csn", "fusion"), ranking="two-stage", shortlist=10,
-                                   protocol="cuhk01")
-        results.update({f"{ranking}@10": result for ranking, result in two_stage.items()})
-    for ranking, result in results.items():
+    for ranking, result in evaluate_rankings(model, dataset).items():
         print(f"{ranking:>10}: rank-1 {100 * result['rank1']:5.1f}  rank-5 {100 * result['rank5']:5.1f}  "
               f"mAP {100 * result['mAP']:5.1f}")
 

@@ -103,8 +103,9 @@ class KerasScoreFn:
     Pairs run `batch_size` at a time; a last, smaller batch is padded to the next
     power of two, so that XLA compiles only a few shapes. `bind` keeps a query and
     a gallery feature set as tensors and gathers each batch's pairs inside the
-    compiled graph: copying the pairs' features into new arrays every call made
-    scoring 1.7x slower. Calls from several threads at once are safe.
+    compiled graph, which saves copying every batch's features into new arrays
+    (1.3x the pairs per second in `bench_retrieval.py scorer`, 1.5x in
+    Market-scale two-stage ranking). Calls from several threads at once are safe.
     """
 
     thread_safe = True

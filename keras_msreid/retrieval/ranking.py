@@ -122,9 +122,10 @@ def _score_indexed_pairs(score_fn, score_indexed, query_index, gallery_index, ba
 
     def score_batch(start):
         rows = slice(start, start + batch_size)
-        batch_scores = np.asarray(score_indexed(query_index[rows], gallery_index[rows]), np.float32).reshape(-1)
-        if batch_scores.shape[0] != len(query_index[rows]):
-            raise ValueError(f"score_fn returned {batch_scores.shape[0]} scores for {len(query_index[rows])} pairs")
+        queries, galleries = query_index[rows], gallery_index[rows]
+        batch_scores = np.asarray(score_indexed(queries, galleries), np.float32).reshape(-1)
+        if batch_scores.shape[0] != len(queries):
+            raise ValueError(f"score_fn returned {batch_scores.shape[0]} scores for {len(queries)} pairs")
         scores[rows] = batch_scores
         return len(batch_scores)
 

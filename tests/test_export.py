@@ -47,9 +47,11 @@ def model_path(dataset_root, tmp_path_factory):
     keras.utils.set_random_seed(0)
     dataset = build_dataset("market1501", dataset_root)
     model = MSReID(num_classes=dataset.num_train_pids, parts=2, **SMALL)
-    # Eager steps: tracing the training graph would cost more than four steps.
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), random_positives=0, random_negatives=0, run_eagerly=True)
-    model.fit(make_train_dataset(dataset.train, IMAGE_SIZE, p=4, k=2, seed=0), steps_per_epoch=4, verbose=0)
+    # Eager steps: tracing the training graph would cost more than these steps.
+    # Fewer than about a dozen leave the pair scores flat (std ~1e-4 around 0.5),
+    # and int8 noise of that size made their correlation with Keras a coin toss.
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), run_eagerly=True)
+    model.fit(make_train_dataset(dataset.train, IMAGE_SIZE, p=4, k=2, seed=0), steps_per_epoch=12, verbose=0)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     model.save(path)
     return path
@@ -165,7 +167,7 @@ def test_int8_outputs_are_close_to_float(exported, keras_model, test_images):
     is compared by cosine. Theta's scale and centre (in [-1, 1]) step by
     0.008 at most. Scores come from int8 similarity maps through a float head;
     0.05 is about what one step on the pooled features moves the logit. (After
-    four steps the scores differ little from pair to pair; how well int8 keeps
+    twelve steps the scores differ little from pair to pair; how well int8 keeps
     their order is measured by `export.validate` on a trained model.)
     """
     pixels = np.round(test_images)
@@ -211,7 +213,7 @@ def test_validation_report_compares_every_mode_with_keras(exported):
     report = exported["report"]
     assert sorted(report["modes"]) == sorted(MODES)
     float32 = report["modes"]["float32"]
-    # (Rankings are not compared: after four steps many embeddings nearly tie,
+    # (Rankings are not compared: after twelve steps many embeddings nearly tie,
     # and float rounding alone reorders them.)
     assert max(error["max_abs"] for error in float32["output_errors"].values()) < 1e-4
     assert float32["score_agreement"]["max_abs"] < 1e-4

@@ -1,5 +1,6 @@
 """Exhaustive and two-stage ranking over a numpy score function, against plain-loop references."""
 
+import dataclasses
 import math
 import statistics
 import threading
@@ -10,12 +11,17 @@ import pytest
 
 from keras_msreid.metrics import evaluate_ranking
 from keras_msreid.retrieval.ranking import (
+    ShortlistScores,
     combine_two_stage,
     embedding_similarity,
     fuse_scores,
     rank_exhaustive,
     rank_two_stage,
+    row_statistics,
+    sample_outside,
+    score_logits,
     score_pairs,
+    score_shortlist,
 )
 from keras_msreid.retrieval.shortlist import EmbeddingIndex
 
@@ -115,7 +121,48 @@ def test_two_stage_with_whole_gallery_equals_exhaustive():
     np.testing.assert_allclose(rank_two_stage(bilinear_score, query, gallery, shortlist=15), exhaustive, rtol=1e-6)
     fused = rank_two_stage(bilinear_score, query, gallery, shortlist=40, fusion_weight=0.3)
     similarity = embedding_similarity(query["embedding"], gallery["embedding"])
-    np.testing.assert_allclose(fused, fuse_scores(exhaustive, similarity, 0.3), rtol=1e-6)
+    # (Row statistics summed in shortlist order, not gallery order: rounding apart.)
+    np.testing.assert_allclose(fused, fuse_scores(exhaustive, similarity, 0.3), rtol=1e-6, atol=1e-6)
+
+
+def test_sample_outside_draws_uniformly_from_outside_each_shortlist():
+    shortlists = np.array([[3, 0, 7], [9, 8, 1], [4, 5, 6]])
+    draws = sample_outside(shortlists, 10, 7000, np.random.default_rng(0))
+    assert draws.shape == (3, 7000)
+    for shortlist, row in zip(shortlists, draws):
+        counts = np.bincount(row, minlength=10)
+        assert not counts[shortlist].any()
+        others = np.delete(counts, shortlist)
+        assert np.abs(others - 1000).max() < 120  # 1000 expected each, std about 29
+    assert sample_outside(shortlists, 10, 0, np.random.default_rng(0)).shape == (3, 0)
+
+
+def test_shortlist_statistics_are_the_gallery_rows_when_the_tail_is_the_rest():
+    query, gallery = features(5, 11), features(12, 12)
+    exhaustive = one_pair_at_a_time(bilinear_score, query, gallery)
+    similarity = embedding_similarity(query["embedding"], gallery["embedding"])
+    indices = np.argsort(-similarity, axis=1)[:, :4]
+    rest = np.array([np.setdiff1d(np.arange(12), row) for row in indices])
+    shortlisted = ShortlistScores(similarity, indices, np.take_along_axis(exhaustive, indices, 1),
+                                  np.take_along_axis(exhaustive, rest, 1))
+    for estimate, exact in zip(shortlisted.gallery_logit_statistics(), row_statistics(score_logits(exhaustive))):
+        np.testing.assert_allclose(estimate, exact, rtol=1e-9)
+    fused = fuse_scores(exhaustive, similarity, 0.4)
+    np.testing.assert_allclose(np.take_along_axis(shortlisted.ranking(0.4), indices, 1),
+                               np.take_along_axis(fused, indices, 1), rtol=1e-5, atol=1e-6)
+
+
+def test_two_stage_fusion_weighs_the_scores_as_exhaustive_fusion_does():
+    query, gallery = features(8, 13), features(300, 14)
+    exhaustive = fuse_scores(one_pair_at_a_time(bilinear_score, query, gallery),
+                             embedding_similarity(query["embedding"], gallery["embedding"]), 0.5)
+    shortlisted = score_shortlist(bilinear_score, query, gallery, shortlist=10, tail_sample=400)
+    errors = {}
+    for label, fused in (("sampled tail", shortlisted.ranking(0.5)),
+                         ("shortlist only", dataclasses.replace(shortlisted, tail_scores=np.zeros((8, 0))).ranking(0.5))):
+        errors[label] = np.abs(np.take_along_axis(fused - exhaustive, shortlisted.indices, 1)).max()
+    # Standardised over its 10 candidates alone, a query's pair score counts for more.
+    assert errors["sampled tail"] < 0.15 < 0.5 < errors["shortlist only"], errors
 
 
 def test_two_stage_orders_shortlist_by_score_then_the_rest_by_similarity():

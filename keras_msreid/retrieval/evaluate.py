@@ -7,7 +7,8 @@ Three rankings of the same gallery:
 - `"fusion"`: `fuse_scores` of both (weight `fusion_weight` on the pair score).
 
 `ranking="exhaustive"` scores every query x gallery pair; `"two-stage"` scores only
-each query's `shortlist` nearest gallery images by embedding (`rank_two_stage`);
+each query's `shortlist` nearest gallery images by embedding, plus, for the fusion,
+a small random sample of the rest (`score_shortlist`);
 `"auto"` (the default) is exhaustive up to `AUTO_EXHAUSTIVE_PAIRS` pairs (minutes on
 a CPU) and two-stage above (Market-1501's 53.6 M pairs would take hours).
 Embedding-only models (`levels=()`) give only `"embedding"`.
@@ -24,15 +25,7 @@ import numpy as np
 
 from keras_msreid.metrics import evaluate_ranking
 from keras_msreid.retrieval.extract import extract_features, keras_score_fn
-from keras_msreid.retrieval.ranking import (
-    combine_two_stage,
-    embedding_similarity,
-    fuse_scores,
-    rank_exhaustive,
-    rescore_shortlist,
-    shortlist_gallery,
-)
-from keras_msreid.retrieval.shortlist import EmbeddingIndex
+from keras_msreid.retrieval.ranking import embedding_similarity, fuse_scores, rank_exhaustive, score_shortlist
 
 RANKINGS = ("embedding", "csn", "fusion")
 RANKING_METHODS = ("auto", "exhaustive", "two-stage")
@@ -79,14 +72,10 @@ def rank_dataset(model, dataset, rankings=RANKINGS, ranking="auto", shortlist=10
         pair_scores = rank_exhaustive(score_fn, query, gallery, progress=progress)
         fused = fuse_scores(pair_scores, similarities, fusion_weight) if "fusion" in pair_rankings else None
     else:
-        indices = shortlist_gallery(query["embedding"], EmbeddingIndex(gallery["embedding"]), shortlist)
-        shortlist_scores = rescore_shortlist(score_fn, query, gallery, indices, progress=progress)
-        pair_scores = combine_two_stage(similarities, indices, shortlist_scores)
-        if "fusion" in pair_rankings:
-            shortlist_similarities = np.take_along_axis(similarities, indices, axis=1)
-            fused = combine_two_stage(
-                similarities, indices, fuse_scores(shortlist_scores, shortlist_similarities, fusion_weight)
-            )
+        shortlisted = score_shortlist(score_fn, query, gallery, shortlist, progress=progress,
+                                      **({} if "fusion" in pair_rankings else {"tail_sample": 0}))
+        pair_scores = shortlisted.ranking()
+        fused = shortlisted.ranking(fusion_weight) if "fusion" in pair_rankings else None
     if "csn" in pair_rankings:
         scores["csn"] = pair_scores
     if "fusion" in pair_rankings:

@@ -15,8 +15,10 @@ helper a TFLite one. Optional attributes make it faster:
 - `rank_two_stage`: shortlists the `shortlist` nearest gallery images of each query
   by embedding (`EmbeddingIndex`), scores only those pairs, and ranks every other
   gallery image strictly below them, by embedding similarity.
+- `score_shortlist`: the scoring half of `rank_two_stage`, as `ShortlistScores`
+  (which also gives the fused ranking without scoring again).
 - `fuse_scores`: `w * z(logit(score)) + (1 - w) * z(cosine)`, the pair score and
-  the embedding similarity each standardised over the candidates of a query.
+  the embedding similarity each standardised over a query's gallery.
 
 All functions return `(num_queries, num_gallery)` float32 matrices, higher is better
 (`evaluate_ranking(..., higher_is_better=True)`). TensorFlow-free.
@@ -27,6 +29,7 @@ Example:
 >>> result = evaluate_ranking(scores, q_pids, g_pids, q_camids, g_camids, higher_is_better=True)
 """
 
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -41,6 +44,9 @@ ScoreFn = Callable[[dict, dict], np.ndarray]
 # Pairs gathered per score_fn call: about 14 MB of features at the default model size,
 # small enough to stay in a CPU's last-level cache between the gather and the scorer.
 DEFAULT_PAIR_BATCH = 64
+# Gallery images outside the shortlist scored per query when two-stage ranking fuses, to
+# estimate the pair score's spread over the whole gallery (`ShortlistScores`).
+DEFAULT_TAIL_SAMPLE = 16
 # Pairs indexed at once by `rank_exhaustive` (16 MB of indices).
 EXHAUSTIVE_BLOCK_PAIRS = 1 << 20
 
@@ -57,7 +63,7 @@ def embedding_similarity(query_embeddings, gallery_embeddings):
     return query_embeddings @ gallery_embeddings.T
 
 
-def fuse_scores(scores, similarities, fusion_weight):
+def fuse_scores(scores, similarities, fusion_weight, score_statistics=None, similarity_statistics=None):
     """`fusion_weight * z(logit(scores)) + (1 - fusion_weight) * z(similarities)`, row by row.
 
     `z` standardises each row (one query's candidates) to mean 0 and standard
@@ -66,22 +72,38 @@ def fuse_scores(scores, similarities, fusion_weight):
     plain weighted sum ranked by the pair score alone. Pair scores are taken as
     logits (clipped to [1e-6, 1 - 1e-6] first), where sigmoid saturation does not
     squash the differences among the best candidates.
+
+    `score_statistics` (of the logits) and `similarity_statistics`, each a `(mean,
+    std)` pair of `(Q, 1)` arrays, standardise with those of a larger candidate set
+    than the columns given: two-stage ranking passes the whole gallery's.
     """
     if not 0.0 <= fusion_weight <= 1.0:
         raise ValueError(f"fusion_weight must be in [0, 1], got {fusion_weight}")
-    scores = np.clip(np.asarray(scores, np.float64), 1e-6, 1.0 - 1e-6)
+    scores = np.asarray(scores, np.float64)
     similarities = np.asarray(similarities, np.float64)
     if scores.shape != similarities.shape or scores.ndim != 2:
         raise ValueError(f"scores and similarities must be (queries, candidates) matrices of one shape, got "
                          f"{scores.shape} and {similarities.shape}")
-    fused = fusion_weight * _standardize_rows(np.log(scores) - np.log1p(-scores))
-    fused += (1.0 - fusion_weight) * _standardize_rows(similarities)
+    logits = score_logits(scores)
+    fused = fusion_weight * _standardize_rows(logits, score_statistics or row_statistics(logits))
+    fused += (1.0 - fusion_weight) * _standardize_rows(similarities, similarity_statistics or row_statistics(similarities))
     return fused.astype(np.float32)
 
 
-def _standardize_rows(matrix):
-    spread = matrix.std(axis=1, keepdims=True)
-    return (matrix - matrix.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1.0)
+def score_logits(scores):
+    """`log(p / (1 - p))` of pair scores, clipped to [1e-6, 1 - 1e-6] first."""
+    scores = np.clip(np.asarray(scores, np.float64), 1e-6, 1.0 - 1e-6)
+    return np.log(scores) - np.log1p(-scores)
+
+
+def row_statistics(matrix):
+    """`(mean, std)` of each row, as `(Q, 1)` float64 arrays."""
+    return matrix.mean(axis=1, keepdims=True, dtype=np.float64), matrix.std(axis=1, keepdims=True, dtype=np.float64)
+
+
+def _standardize_rows(matrix, statistics):
+    mean, spread = statistics
+    return (matrix - mean) / np.where(spread > 0, spread, 1.0)
 
 
 def score_pairs(score_fn, query_features, gallery_features, query_index, gallery_index,
@@ -171,19 +193,6 @@ def shortlist_gallery(query_embeddings, index, shortlist):
     return indices
 
 
-def rescore_shortlist(score_fn, query_features, gallery_features, shortlist_indices,
-                      batch_size=DEFAULT_PAIR_BATCH, progress=False, workers=None):
-    """Pair scores `(Q, K)` of each query with its shortlisted gallery images."""
-    num_query, k = shortlist_indices.shape
-    meter = Progress(num_query * k, "scoring shortlist", enabled=progress, unit="pairs")
-    scores = score_pairs(
-        score_fn, query_features, gallery_features,
-        np.repeat(np.arange(num_query), k), shortlist_indices.reshape(-1), batch_size, meter, workers,
-    )
-    meter.close()
-    return scores.reshape(num_query, k)
-
-
 def combine_two_stage(similarities, shortlist_indices, shortlist_scores):
     """`(Q, G)` scores: the shortlist's scores, every other image below all of them by similarity.
 
@@ -198,8 +207,93 @@ def combine_two_stage(similarities, shortlist_indices, shortlist_scores):
     return combined
 
 
+@dataclasses.dataclass(frozen=True)
+class ShortlistScores:
+    """Pair scores of each query's shortlist, and of a random sample of the rest of the gallery.
+
+    `ranking(fusion_weight)` turns them into a `(Q, G)` matrix. Fused, both scores
+    are standardised over the whole gallery row, as `fuse_scores` does over an
+    exhaustive one: the cosine's row statistics are exact (every similarity is
+    known), the pair score logit's are estimated by strata, exactly over the K
+    shortlisted images and from the `tail_scores` sample over the other G - K.
+    (Standardised over the shortlist alone, the pair score weighed more against
+    the cosine than exhaustively; see docs/RESULTS.md.)
+
+    Attributes:
+        similarities: `(Q, G)` embedding cosines.
+        indices: `(Q, K)` shortlisted gallery indices, nearest first.
+        scores: `(Q, K)` their pair scores.
+        tail_scores: `(Q, S)` pair scores of S gallery images drawn uniformly, with
+            replacement, from outside each query's shortlist (S may be 0).
+    """
+
+    similarities: np.ndarray
+    indices: np.ndarray
+    scores: np.ndarray
+    tail_scores: np.ndarray
+
+    def ranking(self, fusion_weight=1.0):
+        """`(Q, G)` scores, higher is better: the shortlist by (fused) pair score, the rest below by cosine."""
+        if fusion_weight == 1.0:
+            return combine_two_stage(self.similarities, self.indices, self.scores)
+        fused = fuse_scores(
+            self.scores, np.take_along_axis(self.similarities, self.indices, axis=1), fusion_weight,
+            score_statistics=self.gallery_logit_statistics(), similarity_statistics=row_statistics(self.similarities),
+        )
+        return combine_two_stage(self.similarities, self.indices, fused)
+
+    def gallery_logit_statistics(self):
+        """`(mean, std)` `(Q, 1)` of the pair score logits over each query's whole gallery (estimated)."""
+        num_gallery, shortlist = self.similarities.shape[1], self.indices.shape[1]
+        head = score_logits(self.scores)
+        if shortlist == num_gallery or self.tail_scores.shape[1] == 0:
+            return row_statistics(head)
+        tail = score_logits(self.tail_scores)
+        head_share = shortlist / num_gallery
+        mean = head_share * head.mean(1, keepdims=True) + (1 - head_share) * tail.mean(1, keepdims=True)
+        second_moment = head_share * np.mean(head**2, 1, keepdims=True) + (1 - head_share) * np.mean(tail**2, 1, keepdims=True)
+        return mean, np.sqrt(np.maximum(second_moment - mean**2, 0.0))
+
+
+def score_shortlist(score_fn, query_features, gallery_features, shortlist=100, index=None,
+                    tail_sample=DEFAULT_TAIL_SAMPLE, seed=0, batch_size=DEFAULT_PAIR_BATCH, progress=False,
+                    workers=None):
+    """Two-stage ranking's scoring: each query's `shortlist` nearest gallery images by embedding,
+    and `tail_sample` random others, scored by `score_fn`; a `ShortlistScores`.
+
+    `tail_sample` only serves the fusion (`ShortlistScores.ranking(w)` with w < 1);
+    pass 0 to rank by pair score alone. `seed` draws the sample.
+    """
+    num_query = _count(query_features, "query_features")
+    num_gallery = _count(gallery_features, "gallery_features")
+    if shortlist < 1 or tail_sample < 0:
+        raise ValueError(f"shortlist must be >= 1 and tail_sample >= 0, got {shortlist} and {tail_sample}")
+    if index is None:
+        index = EmbeddingIndex(gallery_features["embedding"])
+    similarities = embedding_similarity(query_features["embedding"], gallery_features["embedding"])
+    indices = shortlist_gallery(query_features["embedding"], index, min(shortlist, num_gallery))
+    k = indices.shape[1]
+    tail = sample_outside(indices, num_gallery, tail_sample if k < num_gallery else 0, np.random.default_rng(seed))
+    candidates = np.concatenate([indices, tail], axis=1)
+    meter = Progress(candidates.size, "scoring shortlist", enabled=progress, unit="pairs")
+    scores = score_pairs(score_fn, query_features, gallery_features, np.repeat(np.arange(num_query), candidates.shape[1]),
+                         candidates.reshape(-1), batch_size, meter, workers).reshape(candidates.shape)
+    meter.close()
+    return ShortlistScores(similarities, indices, scores[:, :k], scores[:, k:])
+
+
+def sample_outside(indices, num_gallery, count, rng):
+    """`(Q, count)` gallery indices drawn uniformly, with replacement, from outside each row of `indices`."""
+    excluded = np.sort(indices, axis=1)
+    draws = rng.integers(0, num_gallery - excluded.shape[1], size=(len(excluded), count))
+    # The d-th index not excluded is d plus the number of excluded ones at or below it,
+    # which is the number of j with excluded[j] - j <= d.
+    shifted = excluded - np.arange(excluded.shape[1])
+    return np.stack([draw + np.searchsorted(row, draw, side="right") for row, draw in zip(shifted, draws)])
+
+
 def rank_two_stage(score_fn, query_features, gallery_features, shortlist=100, fusion_weight=1.0, index=None,
-                   batch_size=DEFAULT_PAIR_BATCH, progress=False):
+                   batch_size=DEFAULT_PAIR_BATCH, progress=False, tail_sample=DEFAULT_TAIL_SAMPLE):
     """Embedding shortlist, then pair scores for the shortlist only.
 
     Args:
@@ -211,21 +305,17 @@ def rank_two_stage(score_fn, query_features, gallery_features, shortlist=100, fu
             (`fuse_scores`); 1 ranks the shortlist by pair score alone.
         index: an `EmbeddingIndex` of the gallery embeddings, built when None.
         batch_size: pairs per `score_fn` call.
+        tail_sample: with `0 < fusion_weight < 1`, gallery images outside the
+            shortlist also scored per query, to standardise the pair score over the
+            whole gallery (`ShortlistScores`).
 
     Returns:
         `(Q, G)` float32 scores, higher is better; with K >= G the order equals
         that of `fuse_scores` over `rank_exhaustive`.
     """
-    _count(query_features, "query_features")
-    _count(gallery_features, "gallery_features")
-    if index is None:
-        index = EmbeddingIndex(gallery_features["embedding"])
-    similarities = embedding_similarity(query_features["embedding"], gallery_features["embedding"])
-    indices = shortlist_gallery(query_features["embedding"], index, shortlist)
-    scores = rescore_shortlist(score_fn, query_features, gallery_features, indices, batch_size, progress)
-    if fusion_weight != 1.0:
-        scores = fuse_scores(scores, np.take_along_axis(similarities, indices, axis=1), fusion_weight)
-    return combine_two_stage(similarities, indices, scores)
+    fusing = 0.0 < fusion_weight < 1.0
+    return score_shortlist(score_fn, query_features, gallery_features, shortlist, index,
+                           tail_sample if fusing else 0, batch_size=batch_size, progress=progress).ranking(fusion_weight)
 
 
 def _feature_names(score_fn, query_features, gallery_features):

@@ -14,6 +14,8 @@ Variants (issue 3): (a) all three levels, (b) high level only, (c) embedding onl
 Usage:
     python benchmarks/cuhk01_ablation.py ../shared/data/cuhk01 --minutes 6 --splits 0 1 2
     python benchmarks/cuhk01_ablation.py --report a.json b.json   # one table of several runs
+    python benchmarks/cuhk01_ablation.py ../shared/data/cuhk01 --json a.json --save-dir M --reevaluate
+        # re-ranks the models saved in M with the current ranking code, updating a.json
 Prints a table (mean and spread over splits) and writes the raw results as JSON; a run
 whose JSON already holds a (split, variant) skips it, so a killed run goes on.
 """
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import time
+import zipfile
 
 import keras
 import numpy as np
@@ -93,6 +96,24 @@ def run_variant(name, dataset, seconds, seed, learning_rate, save_path=None):
             "images_per_cpu_second": stopper.steps * 64 / seconds, "results": results}
 
 
+def reevaluate(raw, root, test_ids, save_dir, saved_head=None):
+    """Replaces each run's results by `evaluate_rankings` of its saved model, where saved."""
+    for name, runs in raw.items():
+        for run in runs:
+            path = os.path.join(save_dir, f"{name}_split{run['split']}.keras")
+            if not os.path.exists(path):
+                print(f"{path}: not saved, results kept", flush=True)
+                continue
+            model = keras.saving.load_model(path, safe_mode=True)
+            with zipfile.ZipFile(path) as archive:
+                saved_config = json.loads(archive.read("config.json"))["config"]
+            if saved_head and "merge_directions" not in saved_config:
+                model.merge_directions = saved_head
+            dataset = build_dataset("cuhk01", root, num_test_ids=test_ids, split_seed=run["split"])
+            run["results"] = evaluate_rankings(model, dataset)
+            print(f"{path}: re-ranked", flush=True)
+
+
 def print_table(raw, minutes, test_ids):
     splits = sorted({run["split"] for runs in raw.values() for run in runs})
     print(f"\nCUHK01 {test_ids} test ids, splits {splits}, {minutes} CPU-min of training each; "
@@ -123,6 +144,10 @@ def main():
     parser.add_argument("--json", default="cuhk01_ablation.json", help="raw results (read first, to resume)")
     parser.add_argument("--save-dir", help="also save every trained model here as VARIANT_splitN.keras")
     parser.add_argument("--report", nargs="+", metavar="JSON", help="only print the table of these result files")
+    parser.add_argument("--reevaluate", action="store_true",
+                        help="re-rank the runs of --json whose models are in --save-dir, then print the table")
+    parser.add_argument("--saved-head", choices=("maps", "logits"),
+                        help="head of saved models whose config predates merge_directions (they load as 'logits')")
     args = parser.parse_args()
 
     if args.report:
@@ -139,6 +164,13 @@ def main():
     if os.path.exists(args.json):
         with open(args.json) as handle:
             raw = json.load(handle)
+    if args.reevaluate:
+        if not args.save_dir:
+            parser.error("--reevaluate needs --save-dir")
+        reevaluate(raw, args.root, args.test_ids, args.save_dir, args.saved_head)
+        atomic_write_text(args.json, json.dumps(raw, indent=2))
+        print_table(raw, args.minutes, args.test_ids)
+        return
     if args.save_dir:
         os.makedirs(args.save_dir, exist_ok=True)
     for split in args.splits:

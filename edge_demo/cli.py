@@ -67,6 +67,9 @@ def build_parser():
     run_parser.add_argument("--min-score", type=float, default=0.5,
                             help="detection score threshold: HOG SVM margin or TFLite score (default 0.5)")
     run_parser.add_argument("--min-height", type=float, default=0.0, help="ignore people shorter than this (px)")
+    run_parser.add_argument("--contained", type=float, default=0.8,
+                            help="drop a detection with this share of its area inside a larger one (default 0.8; "
+                                 "1 keeps nested boxes)")
     run_parser.add_argument("--person-class", type=int, default=0, help="person class id of a TFLite detector")
     run_parser.add_argument("--shortlist", type=_positive_int, default=5, help="identities rescored by the scorer")
     run_parser.add_argument("--threshold", type=float, help="match threshold (default: from metadata.json)")
@@ -115,7 +118,8 @@ def command_run(args):
         out_video=args.out_video, events=args.events, mjpeg_port=args.mjpeg_port, mjpeg_host=args.mjpeg_host,
         threads=args.threads, max_frames=args.max_frames, stats_every=args.stats_every, detector=args.detector,
         hog_model=args.hog_model, detect_resize=args.detect_resize, hog_scale=args.hog_scale,
-        min_score=args.min_score, min_height=args.min_height, person_class=args.person_class,
+        min_score=args.min_score, min_height=args.min_height, contained=args.contained,
+        person_class=args.person_class,
         shortlist=args.shortlist, threshold=args.threshold, max_samples=args.max_samples,
         confirm_frames=args.confirm_frames, max_missed=args.max_missed, track_similarity=args.track_similarity)
     run(options)

@@ -46,15 +46,39 @@ def _check_min_score(min_score):
     return float(min_score)
 
 
-def _suppress(boxes, scores, min_score, min_height, overlap):
-    """Drops small and low-scoring boxes, then non-maximum suppression."""
+def _check_contained(contained):
+    if not 0.0 < contained <= 1.0:
+        raise ValueError(f"contained must be in (0, 1], got {contained}")
+    return float(contained)
+
+
+def _suppress(boxes, scores, min_score, min_height, overlap, contained):
+    """Drops small and low-scoring boxes, then non-maximum suppression, then nested boxes.
+
+    A box with at least `contained` of its area inside a larger kept box is dropped:
+    HOG often fires on a person's legs and torso inside the box of the whole person,
+    an IoU too low for non-maximum suppression, and the part would be tracked and
+    enrolled as a second person.
+    """
     keep = [i for i, (box, score) in enumerate(zip(boxes, scores)) if box[3] >= min_height and score >= min_score]
     if not keep:
         return []
     kept_boxes = [[int(round(v)) for v in boxes[i]] for i in keep]
     kept_scores = [float(scores[i]) for i in keep]
-    chosen = cv2.dnn.NMSBoxes(kept_boxes, kept_scores, min_score, overlap)
-    return [Detection(tuple(kept_boxes[i]), kept_scores[i]) for i in np.asarray(chosen).reshape(-1)]
+    chosen = np.asarray(cv2.dnn.NMSBoxes(kept_boxes, kept_scores, min_score, overlap)).reshape(-1)
+    largest_first = sorted(chosen.tolist(), key=lambda i: -kept_boxes[i][2] * kept_boxes[i][3])
+    outer = []
+    for i in largest_first:
+        if not any(_inside_share(kept_boxes[i], kept_boxes[j]) >= contained for j in outer):
+            outer.append(i)
+    return [Detection(tuple(kept_boxes[i]), kept_scores[i]) for i in chosen if i in outer]
+
+
+def _inside_share(box, other):
+    """Share of `box`'s area that lies inside `other` ((x, y, w, h) boxes)."""
+    ix = max(0, min(box[0] + box[2], other[0] + other[2]) - max(box[0], other[0]))
+    iy = max(0, min(box[1] + box[3], other[1] + other[3]) - max(box[1], other[1]))
+    return ix * iy / max(box[2] * box[3], 1)
 
 
 class HOGDetector:
@@ -68,9 +92,12 @@ class HOGDetector:
         scale: pyramid step between detection scales (smaller is slower and finer).
         stride: window stride in pixels.
         overlap: IoU above which the lower-scoring of two boxes is dropped.
+        contained: share of a box's area inside a larger box above which it is
+            dropped (1 keeps all but exact nestings).
     """
 
-    def __init__(self, model="default", min_score=0.5, min_height=0, resize=1.0, scale=1.05, stride=8, overlap=0.45):
+    def __init__(self, model="default", min_score=0.5, min_height=0, resize=1.0, scale=1.05, stride=8, overlap=0.45,
+                 contained=0.8):
         if model not in HOG_MODELS:
             raise ValueError(f"unknown HOG model {model!r}; choose from {sorted(HOG_MODELS)}")
         if resize <= 0:
@@ -84,6 +111,7 @@ class HOGDetector:
         self.scale = float(scale)
         self.stride = (int(stride), int(stride))
         self.overlap = float(overlap)
+        self.contained = _check_contained(contained)
 
     def __call__(self, frame):
         image = frame
@@ -92,7 +120,7 @@ class HOGDetector:
         rects, weights = self.hog.detectMultiScale(image, winStride=self.stride, padding=(8, 8), scale=self.scale)
         boxes = np.asarray(rects, np.float64).reshape(-1, 4) / self.resize
         scores = np.asarray(weights, np.float64).reshape(-1)
-        return _suppress(boxes, scores, self.min_score, self.min_height, self.overlap)
+        return _suppress(boxes, scores, self.min_score, self.min_height, self.overlap, self.contained)
 
 
 class TFLiteDetector:
@@ -102,11 +130,12 @@ class TFLiteDetector:
         path: the `.tflite` file.
         person_class: class index of a person in the model's label map
             (0 in the COCO SSD MobileNet models of the TFLite examples).
-        min_score, min_height, overlap: as for `HOGDetector`.
+        min_score, min_height, overlap, contained: as for `HOGDetector`.
         num_threads: interpreter threads.
     """
 
-    def __init__(self, path, person_class=0, min_score=0.5, min_height=0, overlap=0.45, num_threads=None):
+    def __init__(self, path, person_class=0, min_score=0.5, min_height=0, overlap=0.45, contained=0.8,
+                 num_threads=None):
         self.model = TFLiteModel(path, num_threads=num_threads)
         if len(self.model.input_details) != 1:
             raise ValueError(f"detector {path} must take one image input, takes {self.model.input_names}")
@@ -120,6 +149,7 @@ class TFLiteDetector:
         self.min_score = _check_min_score(min_score)
         self.min_height = float(min_height)
         self.overlap = float(overlap)
+        self.contained = _check_contained(contained)
 
     def _output_roles(self, path):
         """{role: output name} for boxes, classes, scores, by name or else by order."""
@@ -149,4 +179,4 @@ class TFLiteDetector:
         frame_h, frame_w = frame.shape[:2]
         ymin, xmin, ymax, xmax = (np.clip(boxes[people, i], 0.0, 1.0) for i in range(4))
         pixel_boxes = np.stack([xmin * frame_w, ymin * frame_h, (xmax - xmin) * frame_w, (ymax - ymin) * frame_h], 1)
-        return _suppress(pixel_boxes, scores[people], self.min_score, self.min_height, self.overlap)
+        return _suppress(pixel_boxes, scores[people], self.min_score, self.min_height, self.overlap, self.contained)

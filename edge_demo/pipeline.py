@@ -63,6 +63,7 @@ class RunOptions:
     hog_scale: float = 1.05
     min_score: float = 0.5
     min_height: float = 0.0
+    contained: float = 0.8
     person_class: int = 0
     shortlist: int = 5
     threshold: float = None
@@ -75,9 +76,9 @@ class RunOptions:
 def make_detector(options):
     if options.detector == "hog":
         return HOGDetector(options.hog_model, min_score=options.min_score, min_height=options.min_height,
-                           resize=options.detect_resize, scale=options.hog_scale)
+                           resize=options.detect_resize, scale=options.hog_scale, contained=options.contained)
     return TFLiteDetector(options.detector, person_class=options.person_class, min_score=options.min_score,
-                          min_height=options.min_height, num_threads=options.threads)
+                          min_height=options.min_height, contained=options.contained, num_threads=options.threads)
 
 
 class _StopFlag:

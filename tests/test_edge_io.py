@@ -13,7 +13,7 @@ import pytest
 from edge_demo import litert
 from edge_demo.cli import build_parser
 from edge_demo.crops import crop_person
-from edge_demo.detectors import HOGDetector
+from edge_demo.detectors import HOGDetector, _suppress
 from edge_demo.events import FIELDS, EventLog
 from edge_demo.mjpeg import MJPEGServer
 from edge_demo.recorder import VideoRecorder
@@ -130,6 +130,23 @@ def test_hog_finds_a_drawn_person_and_respects_thresholds():
 def test_unknown_hog_model_is_named():
     with pytest.raises(ValueError, match="unknown HOG model 'tiny'"):
         HOGDetector("tiny")
+    with pytest.raises(ValueError, match=r"contained must be in \(0, 1\], got 1.5"):
+        HOGDetector(contained=1.5)
+
+
+def test_a_box_nested_in_a_larger_one_is_dropped_whatever_its_score():
+    whole, legs, neighbour = (100, 40, 80, 200), (110, 120, 60, 110), (150, 60, 80, 200)
+    boxes = np.array([whole, legs, neighbour], np.float64)
+    # The legs score highest, and their IoU with the whole person (0.41) passes
+    # non-maximum suppression; the neighbour overlaps the person by IoU 0.20 and
+    # 34 % of its area, so stays.
+    found = _suppress(boxes, np.array([1.0, 3.0, 2.0]), 0.5, 0, overlap=0.45, contained=0.8)
+    assert sorted(d.box for d in found) == [whole, neighbour]
+    kept = _suppress(boxes, np.array([1.0, 3.0, 2.0]), 0.5, 0, overlap=0.45, contained=1.0)
+    assert sorted(d.box for d in kept) == [whole, neighbour]  # wholly inside: dropped even at 1
+    partly = np.array([whole, (110, 150, 60, 110)], np.float64)  # 82 % inside the whole person
+    assert len(_suppress(partly, np.array([1.0, 3.0]), 0.5, 0, overlap=0.45, contained=0.8)) == 1
+    assert len(_suppress(partly, np.array([1.0, 3.0]), 0.5, 0, overlap=0.45, contained=0.9)) == 2
 
 
 # ------------------------------------------------------------------------------- crops

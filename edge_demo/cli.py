@@ -69,7 +69,7 @@ def build_parser():
     run_parser.add_argument("--min-height", type=float, default=0.0, help="ignore people shorter than this (px)")
     run_parser.add_argument("--contained", type=float, default=0.8,
                             help="drop a detection with this share of its area inside a larger one (default 0.8; "
-                                 "1 keeps nested boxes)")
+                                 "1 drops only those wholly inside)")
     run_parser.add_argument("--person-class", type=int, default=0, help="person class id of a TFLite detector")
     run_parser.add_argument("--shortlist", type=_positive_int, default=5, help="identities rescored by the scorer")
     run_parser.add_argument("--threshold", type=float, help="match threshold (default: from metadata.json)")

@@ -259,7 +259,8 @@ def bench_agreement(args):
     for k in args.shortlists:
         for seed in args.tail_seeds:
             start = time.perf_counter()
-            shortlisted = score_shortlist(score_fn, query, gallery, k, index, args.tail_sample, seed)
+            shortlisted = score_shortlist(score_fn, query, gallery, k, index, args.tail_sample, seed,
+                                          similarities=similarities)
             matrices = {"csn": shortlisted.ranking(), "fusion": shortlisted.ranking(args.fusion_weight)}
             label = f"two-stage K={k}" + (f" seed {seed}" if len(args.tail_seeds) > 1 else "")
             rows[label] = (time.perf_counter() - start, matrices)

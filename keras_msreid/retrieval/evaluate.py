@@ -25,7 +25,13 @@ import numpy as np
 
 from keras_msreid.metrics import evaluate_ranking
 from keras_msreid.retrieval.extract import extract_features, keras_score_fn
-from keras_msreid.retrieval.ranking import embedding_similarity, fuse_scores, rank_exhaustive, score_shortlist
+from keras_msreid.retrieval.ranking import (
+    DEFAULT_TAIL_SAMPLE,
+    embedding_similarity,
+    fuse_scores,
+    rank_exhaustive,
+    score_shortlist,
+)
 
 RANKINGS = ("embedding", "csn", "fusion")
 RANKING_METHODS = ("auto", "exhaustive", "two-stage")
@@ -73,7 +79,8 @@ def rank_dataset(model, dataset, rankings=RANKINGS, ranking="auto", shortlist=10
         fused = fuse_scores(pair_scores, similarities, fusion_weight) if "fusion" in pair_rankings else None
     else:
         shortlisted = score_shortlist(score_fn, query, gallery, shortlist, progress=progress,
-                                      **({} if "fusion" in pair_rankings else {"tail_sample": 0}))
+                                      tail_sample=DEFAULT_TAIL_SAMPLE if "fusion" in pair_rankings else 0,
+                                      similarities=similarities)
         pair_scores = shortlisted.ranking()
         fused = shortlisted.ranking(fusion_weight) if "fusion" in pair_rankings else None
     if "csn" in pair_rankings:

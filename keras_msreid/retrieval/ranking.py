@@ -257,12 +257,13 @@ class ShortlistScores:
 
 def score_shortlist(score_fn, query_features, gallery_features, shortlist=100, index=None,
                     tail_sample=DEFAULT_TAIL_SAMPLE, seed=0, batch_size=DEFAULT_PAIR_BATCH, progress=False,
-                    workers=None):
+                    workers=None, similarities=None):
     """Two-stage ranking's scoring: each query's `shortlist` nearest gallery images by embedding,
     and `tail_sample` random others, scored by `score_fn`; a `ShortlistScores`.
 
     `tail_sample` only serves the fusion (`ShortlistScores.ranking(w)` with w < 1);
-    pass 0 to rank by pair score alone. `seed` draws the sample.
+    pass 0 to rank by pair score alone. `seed` draws the sample. `similarities`: the
+    `(Q, G)` `embedding_similarity` of the two sets, when the caller already has it.
     """
     num_query = _count(query_features, "query_features")
     num_gallery = _count(gallery_features, "gallery_features")
@@ -270,8 +271,9 @@ def score_shortlist(score_fn, query_features, gallery_features, shortlist=100, i
         raise ValueError(f"shortlist must be >= 1 and tail_sample >= 0, got {shortlist} and {tail_sample}")
     if index is None:
         index = EmbeddingIndex(gallery_features["embedding"])
-    similarities = embedding_similarity(query_features["embedding"], gallery_features["embedding"])
-    indices = shortlist_gallery(query_features["embedding"], index, min(shortlist, num_gallery))
+    if similarities is None:
+        similarities = embedding_similarity(query_features["embedding"], gallery_features["embedding"])
+    indices = shortlist_gallery(query_features["embedding"], index, shortlist)  # K capped at G
     k = indices.shape[1]
     tail = sample_outside(indices, num_gallery, tail_sample if k < num_gallery else 0, np.random.default_rng(seed))
     candidates = np.concatenate([indices, tail], axis=1)

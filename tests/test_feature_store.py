@@ -165,3 +165,50 @@ def test_sha256_of_file(tmp_path):
     path = tmp_path / "model.keras"
     path.write_bytes(b"abc")
     assert sha256_of_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_a_store_never_removes_folders_it_did_not_write(tmp_path):
+    store_dir = tmp_path / "store"
+    write(store_dir, make_batches())
+    # A user's folder that happens to match the data-* pattern, and a file of theirs.
+    (store_dir / "data-holiday-photos").mkdir()
+    (store_dir / "data-holiday-photos" / "beach.jpg").write_bytes(b"mine")
+    (store_dir / "notes.txt").write_text("mine")
+    write(store_dir, make_batches(seed=1), sha="b" * 64)  # another model: a fresh extraction
+    write(store_dir, make_batches(seed=2), sha="c" * 64, chunk_size=4)
+    assert (store_dir / "data-holiday-photos" / "beach.jpg").read_bytes() == b"mine"
+    assert (store_dir / "notes.txt").read_text() == "mine"
+    # The superseded extractions are gone: only the committed data folder is left of ours.
+    committed = json.loads((store_dir / MANIFEST_NAME).read_text())["data"]
+    ours = sorted(path.name for path in store_dir.glob("data-*") if path.name != "data-holiday-photos")
+    assert ours == [committed]
+    np.testing.assert_array_equal(FeatureStore.load(store_dir).features["embedding"], expected(seed=2)["embedding"])
+
+
+def test_an_abandoned_extraction_is_removed_file_by_file(tmp_path):
+    store_dir = tmp_path / "store"
+    with pytest.raises(KeyboardInterrupt):
+        write(store_dir, make_batches(fail_after=2))
+    abandoned = json.loads((store_dir / PARTIAL_NAME).read_text())["data"]
+    (store_dir / abandoned / "keep.txt").write_text("someone else's")
+    write(store_dir, make_batches(seed=1), sha="b" * 64)  # other images: the partial cannot resume
+    assert not (store_dir / abandoned / "embedding.npy").exists()
+    assert (store_dir / abandoned / "keep.txt").read_text() == "someone else's"
+
+
+@pytest.mark.parametrize("content", ["file", "folder"])
+def test_a_folder_that_is_not_a_store_is_refused(tmp_path, content):
+    store_dir = tmp_path / "photos"
+    store_dir.mkdir()
+    if content == "file":
+        (store_dir / "me.jpg").write_bytes(b"mine")
+    else:
+        (store_dir / "data-2024").mkdir()
+    before = sorted(os.listdir(store_dir))
+    with pytest.raises(ValueError, match=r"photos is not empty and holds no feature store \(manifest.json\)"):
+        write(store_dir, make_batches())
+    assert sorted(os.listdir(store_dir)) == before
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(ValueError, match="a_file is a file, not a feature store folder"):
+        write(tmp_path / "a_file", make_batches())
+    assert (tmp_path / "a_file").read_text() == "mine"

@@ -15,7 +15,10 @@ after each chunk it flushes the arrays and then atomically rewrites `partial.jso
 with the number of rows done. Only when every row is written is `manifest.json`
 replaced, which is the commit. Killed at any moment, the directory still loads as
 the previous complete store (if any), never as the partial one, and running the same
-extraction again resumes after the last recorded chunk. TensorFlow-free.
+extraction again resumes after the last recorded chunk. A store removes only the
+files its own `manifest.json` or `partial.json` names (each data folder is recorded
+before it is created), and refuses a non-empty folder that holds no store, so that
+nothing else in the folder is ever touched. TensorFlow-free.
 
 Example:
 
@@ -26,16 +29,17 @@ Example:
 (15913, 128)
 """
 
+import contextlib
 import hashlib
 import json
 import pathlib
 import re
-import shutil
 import time
 import uuid
 
 import numpy as np
 
+from keras_msreid.errors import UserError
 from keras_msreid.retrieval.progress import Progress
 from keras_msreid.utils.atomic import atomic_write_text
 
@@ -93,7 +97,7 @@ class FeatureStore:
                 )
             raise FileNotFoundError(f"no feature store in {directory} (no {MANIFEST_NAME})")
         if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-            raise ValueError(
+            raise UserError(
                 f"{directory / MANIFEST_NAME} is not a version-{VERSION} {FORMAT} manifest "
                 f"(format {manifest.get('format')!r}, version {manifest.get('version')!r})"
             )
@@ -103,10 +107,10 @@ class FeatureStore:
             try:
                 array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
             except (OSError, ValueError) as error:
-                raise ValueError(f"feature file {path} cannot be read: {error}") from error
+                raise UserError(f"feature file {path} cannot be read: {error}") from error
             expected = (manifest["count"], *spec["shape"])
             if array.shape != expected or array.dtype != np.dtype(spec["dtype"]):
-                raise ValueError(
+                raise UserError(
                     f"feature file {path} holds {array.dtype}{list(array.shape)}, "
                     f"the manifest says {spec['dtype']}{list(expected)}"
                 )
@@ -135,8 +139,9 @@ def write_feature_store(directory, records_or_paths, batches, *, model_sha256, i
         and images is returned as is; an unfinished one is resumed.
     """
     directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     paths, pids, camids = _unpack(records_or_paths)
+    _refuse_foreign_folder(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     identity = {
         "model_sha256": str(model_sha256),
         "image_size": [int(v) for v in image_size],
@@ -153,11 +158,11 @@ def write_feature_store(directory, records_or_paths, batches, *, model_sha256, i
         and (directory / partial["data"]).is_dir()
     )
     if not resumable:
-        partial = dict(identity, data=f"data-{uuid.uuid4().hex[:12]}", done=0, features=None)
-    keep = {partial["data"]} | ({committed["data"]} if committed else set())
-    for stale in directory.glob("data-*"):
-        if stale.name not in keep:
-            shutil.rmtree(stale)
+        if partial is not None and partial.get("data") != (committed or {}).get("data"):
+            _remove_data_folder(directory, partial)  # an unfinished extraction of other images: ours to drop
+        partial = dict(identity, data=_new_data_name(directory), done=0, features=None)
+        # Recorded before it exists, so that whatever a kill leaves behind is known to be ours.
+        atomic_write_text(directory / PARTIAL_NAME, json.dumps(partial))
     data_dir = directory / partial["data"]
     data_dir.mkdir(exist_ok=True)
 
@@ -169,6 +174,7 @@ def write_feature_store(directory, records_or_paths, batches, *, model_sha256, i
     for batch in (batches(written) if written < len(paths) else ()):
         if arrays is None:
             partial["features"] = _feature_specs(batch, partial["data"])
+            atomic_write_text(directory / PARTIAL_NAME, json.dumps(partial))
             arrays = {
                 name: np.lib.format.open_memmap(
                     directory / spec["file"], mode="w+", dtype=spec["dtype"], shape=(len(paths), *spec["shape"])
@@ -206,8 +212,35 @@ def write_feature_store(directory, records_or_paths, batches, *, model_sha256, i
     atomic_write_text(directory / MANIFEST_NAME, json.dumps(manifest))  # the commit
     (directory / PARTIAL_NAME).unlink(missing_ok=True)
     if committed is not None and committed["data"] != partial["data"]:
-        shutil.rmtree(directory / committed["data"], ignore_errors=True)
+        _remove_data_folder(directory, committed)
     return FeatureStore.load(directory)
+
+
+def _refuse_foreign_folder(directory):
+    """A store is written only into a missing or empty folder, or one that already holds a store."""
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"--store {directory} is a file, not a feature store folder")
+    if not directory.is_dir() or (directory / MANIFEST_NAME).exists() or (directory / PARTIAL_NAME).exists():
+        return
+    if any(directory.iterdir()):
+        raise UserError(f"--store {directory} is not empty and holds no feature store ({MANIFEST_NAME}): "
+                        "give a new or empty folder")
+
+
+def _new_data_name(directory):
+    while True:
+        name = f"data-{uuid.uuid4().hex[:12]}"
+        if not (directory / name).exists():
+            return name
+
+
+def _remove_data_folder(directory, record):
+    """Removes the files that `record` (a manifest or partial record) says this store wrote, then their folder."""
+    folder = directory / record["data"]
+    for spec in (record.get("features") or {}).values():
+        (directory / spec["file"]).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: something else lives there, and stays
+        folder.rmdir()
 
 
 def _unpack(records_or_paths):
@@ -250,4 +283,4 @@ def _read_json(path):
     except FileNotFoundError:
         return None
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from error
+        raise UserError(f"{path} is not valid JSON: {error}") from error

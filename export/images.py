@@ -9,6 +9,8 @@ Example:
 
 import numpy as np
 
+from keras_msreid.errors import UserError
+
 
 def load_images(records, image_size, batch_size=64):
     """RGB float32 images `(N, H, W, 3)` in [0, 255], resized as the training pipeline does."""
@@ -22,10 +24,10 @@ def load_images(records, image_size, batch_size=64):
 def calibration_set(records, image_size, count, seed=0):
     """`count` records drawn at random (all if fewer), loaded; returns `(images, ids)`."""
     if count < 1:
-        raise ValueError(f"calibration count must be >= 1, got {count}")
+        raise UserError(f"calibration count must be >= 1, got {count}")
     records = list(records)
     if not records:
-        raise ValueError("no images to calibrate on: the dataset split is empty")
+        raise UserError("no images to calibrate on: the dataset split is empty")
     chosen = np.sort(np.random.default_rng(seed).permutation(len(records))[:count])
     picked = [records[i] for i in chosen]
     return load_images(picked, image_size), np.array([r.pid for r in picked])
@@ -39,7 +41,7 @@ def identity_set(records, image_size, count, seed=0):
     distractors 0 and junk -1) are left out: their images are not one person.
     """
     if count < 2:
-        raise ValueError(f"threshold image count must be >= 2, got {count}")
+        raise UserError(f"threshold image count must be >= 2, got {count}")
     by_id = {}
     for record in records:
         if record.pid > 0:
@@ -51,5 +53,5 @@ def identity_set(records, image_size, count, seed=0):
             break
         picked.extend(by_id[ids[index]])
     if not picked:
-        raise ValueError("no images for the match threshold: the dataset's query and gallery are empty")
+        raise UserError("no images for the match threshold: the dataset's query and gallery are empty")
     return load_images(picked, image_size), np.array([r.pid for r in picked])

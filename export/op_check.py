@@ -14,6 +14,8 @@ Example:
 
 from ai_edge_litert import schema_py_generated as schema
 
+from keras_msreid.errors import UserError
+
 _CUSTOM = schema.BuiltinOperator.CUSTOM
 _BUILTIN_NAMES = {
     code: name
@@ -24,7 +26,7 @@ _BUILTIN_NAMES = {
 _FLEX_PREFIX = "Flex"
 
 
-class UnsupportedOpsError(ValueError):
+class UnsupportedOpsError(UserError):
     """A model uses ops outside TFLITE_BUILTINS (Flex or custom ops)."""
 
 

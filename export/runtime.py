@@ -22,6 +22,7 @@ import os
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from keras_msreid.errors import UserError
 from keras_msreid.utils.file_hash import sha256_of_file
 
 FORMAT_VERSION = 1
@@ -88,7 +89,7 @@ class LiteRTModel:
             self.interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
         signatures = self.interpreter.get_signature_list()
         if SIGNATURE_KEY not in signatures:
-            raise ValueError(
+            raise UserError(
                 f"{model if isinstance(model, str) else 'the model'} has no {SIGNATURE_KEY!r} signature "
                 f"(signatures: {sorted(signatures)}); export it with export.convert"
             )
@@ -117,7 +118,7 @@ class LiteRTModel:
         missing = sorted(set(self.inputs) - set(given))
         unknown = sorted(set(given) - set(self.inputs))
         if missing or unknown:
-            raise ValueError(f"model inputs are {sorted(self.inputs)}; missing {missing}, unknown {unknown}")
+            raise UserError(f"model inputs are {sorted(self.inputs)}; missing {missing}, unknown {unknown}")
 
 
 def load_metadata(export_dir):
@@ -128,7 +129,7 @@ def load_metadata(export_dir):
     with open(path) as f:
         metadata = json.load(f)
     if metadata.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {metadata.get('format_version')!r}, expected {FORMAT_VERSION}")
+        raise UserError(f"{path}: format_version {metadata.get('format_version')!r}, expected {FORMAT_VERSION}")
     for mode, models in metadata["models"].items():
         for role, entry in models.items():
             if not os.path.isfile(os.path.join(export_dir, entry["file"])):
@@ -149,7 +150,7 @@ class ExportedReID:
     def __init__(self, export_dir, mode="int8", num_threads=None, verify=True):
         self.metadata = load_metadata(export_dir)
         if mode not in self.metadata["models"]:
-            raise ValueError(f"mode {mode!r} is not in this export; exported: {sorted(self.metadata['models'])}")
+            raise UserError(f"mode {mode!r} is not in this export; exported: {sorted(self.metadata['models'])}")
         self.mode = mode
         self.match_threshold = self.metadata["match_threshold"]
         self.feature_names = self.metadata["scorer_feature_names"]
@@ -158,7 +159,7 @@ class ExportedReID:
         for role, entry in entries.items():
             path = os.path.join(export_dir, entry["file"])
             if verify and sha256_of_file(path) != entry["sha256"]:
-                raise ValueError(f"{path} does not match the sha256 in {METADATA_NAME}: re-export it")
+                raise UserError(f"{path} does not match the sha256 in {METADATA_NAME}: re-export it")
             models[role] = LiteRTModel(path, num_threads=num_threads)
         self.extractor = models["extractor"]
         self.scorer = models.get("scorer")
@@ -184,12 +185,12 @@ class ExportedReID:
         invoke). Returns float32 scores in [0, 1], shape `(pairs,)`.
         """
         if self.scorer is None:
-            raise ValueError("this export has no scorer (an embedding-only model): rank by embedding")
+            raise UserError("this export has no scorer (an embedding-only model): rank by embedding")
         sides = {"a": features_a, "b": features_b}
         counts = {side: len(features[self.feature_names[0]]) for side, features in sides.items()}
         pairs = max(counts.values())
         if min(counts.values()) not in (1, pairs):
-            raise ValueError(f"cannot pair {counts['a']} images with {counts['b']}: give equal counts or one")
+            raise UserError(f"cannot pair {counts['a']} images with {counts['b']}: give equal counts or one")
         tensors = {}
         for side, features in sides.items():
             for name in self.feature_names:

@@ -27,7 +27,6 @@ def add_arguments(parser):
 
 def run(args):
     import logging
-    import sys
 
     from keras_msreid.datasets import build_dataset
 
@@ -41,10 +40,6 @@ def run(args):
         )
         if value is not None
     }
-    try:
-        dataset = build_dataset(args.name, args.root, check_files=args.check_files, **options)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"msreid datasets: error: {error}", file=sys.stderr)
-        return 2
+    dataset = build_dataset(args.name, args.root, check_files=args.check_files, **options)
     print(dataset.summary())
     return 0

@@ -3,6 +3,8 @@
 import json
 import logging
 
+from keras_msreid.cli.arguments import at_least, within
+
 HELP = "Evaluate a trained model (CMC rank-1/5/10/20, mAP, mINP) on a dataset's query/gallery split."
 
 
@@ -10,11 +12,11 @@ def add_arguments(parser):
     parser.add_argument("model", help="a .keras file written by msreid train")
     parser.add_argument("--dataset", required=True, help="market1501, dukemtmc, msmt17, cuhk03, cuhk01 or folder")
     parser.add_argument("--root", required=True, help="dataset root folder")
-    parser.add_argument("--protocol", default="market1501", help="market1501, cuhk01 or cuhk03_sgs")
+    parser.add_argument("--protocol", default="market1501", choices=("market1501", "cuhk01", "cuhk03_sgs"))
     parser.add_argument("--ranking", default="auto", choices=("auto", "exhaustive", "two-stage"),
                         help="auto: exhaustive up to 1 M query x gallery pairs, two-stage above")
-    parser.add_argument("--shortlist", type=int, default=100, help="two-stage: embedding shortlist size K")
-    parser.add_argument("--fusion-weight", type=float, default=0.5,
+    parser.add_argument("--shortlist", type=at_least(1), default=100, help="two-stage: embedding shortlist size K")
+    parser.add_argument("--fusion-weight", type=within(0.0, 1.0), default=0.5,
                         help="weight of the CSN score in the fusion, both scores standardised per query")
     parser.add_argument("--num-test-ids", type=int, help="CUHK01: test identities (100 or 486)")
     parser.add_argument("--split-seed", type=int, help="CUHK01: seed of the identity split")
@@ -23,16 +25,14 @@ def add_arguments(parser):
 
 def run(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    import keras
-
-    import keras_msreid.models  # noqa: F401  (registers the classes for safe loading)
     from keras_msreid.datasets import build_dataset
+    from keras_msreid.models import load_model
     from keras_msreid.retrieval.evaluate import evaluate_model
     from keras_msreid.utils.atomic import atomic_write_text
 
     options = {key: getattr(args, key) for key in ("num_test_ids", "split_seed") if getattr(args, key) is not None}
+    model = load_model(args.model)
     dataset = build_dataset(args.dataset, args.root, check_files=True, **options)
-    model = keras.saving.load_model(args.model, safe_mode=True)
     results = evaluate_model(
         model,
         dataset,

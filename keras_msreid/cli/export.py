@@ -13,6 +13,9 @@ msreid export model.keras --out exported --modes float32 float16 dynamic int8 --
 ```
 """
 
+from keras_msreid.cli.arguments import at_least
+from keras_msreid.errors import UserError
+
 HELP = "Export a trained model to TFLite (float32, float16, dynamic, int8) with metadata."
 
 
@@ -21,6 +24,7 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="folder for the .tflite files and metadata.json")
     parser.add_argument(
         "--modes", nargs="+", default=["float32", "float16", "dynamic", "int8"],
+        choices=("float32", "float16", "dynamic", "int8"),
         help="float32, float16, dynamic and/or int8 (default: all)",
     )
     parser.add_argument("--input-type", default="uint8", choices=("uint8", "int8"), help="int8 image input dtype")
@@ -29,72 +33,66 @@ def add_arguments(parser):
         "--calibration-dataset", default="folder",
         help="layout of --calibration-root: folder, market1501, cuhk01, ... (default: folder)",
     )
-    parser.add_argument("--calibration-count", type=int, default=200, help="training images calibrating int8")
-    parser.add_argument("--threshold-images", type=int, default=400, help="held-out images for the match threshold")
-    parser.add_argument("--threshold-pairs", type=int, default=2000, help="pairs (half same-person) for the threshold")
+    parser.add_argument("--calibration-count", type=at_least(1), default=200, help="training images calibrating int8")
+    parser.add_argument("--threshold-images", type=at_least(2), default=400, help="held-out images for the match threshold")
+    parser.add_argument("--threshold-pairs", type=at_least(2), default=2000, help="pairs (half same-person) for the threshold")
     parser.add_argument("--num-test-ids", type=int, help="cuhk01: test identities")
     parser.add_argument("--split-seed", type=int, help="cuhk01: seed of the identity split")
     parser.add_argument("--seed", type=int, default=0, help="seeds the image and pair sampling")
     parser.add_argument("--validate", action="store_true", help="then validate every mode on the query/gallery split")
-    parser.add_argument("--threads", type=int, help="--validate: LiteRT interpreter threads")
+    parser.add_argument("--threads", type=at_least(1), help="--validate: LiteRT interpreter threads")
     parser.add_argument("--report", help="--validate: also write the report as JSON to this file")
 
 
 def run(args):
     import logging
-    import sys
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     from export.convert import export_model
     from export.images import calibration_set, identity_set
-    from export.op_check import UnsupportedOpsError
 
-    try:
-        if args.validate and not args.calibration_root:
-            raise ValueError("--validate needs --calibration-root: it evaluates that dataset's query/gallery")
-        calibration = {}
-        dataset = None
-        if args.calibration_root:
-            from keras_msreid.datasets import build_dataset
+    if args.validate and not args.calibration_root:
+        raise UserError("--validate needs --calibration-root: it evaluates that dataset's query/gallery")
+    calibration = {}
+    dataset = None
+    if args.calibration_root:
+        from keras_msreid.datasets import build_dataset
 
-            options = {
-                key: getattr(args, key) for key in ("num_test_ids", "split_seed") if getattr(args, key) is not None
-            }
-            dataset = build_dataset(args.calibration_dataset, args.calibration_root, check_files=True, **options)
-            image_size = _image_size(args.model)
-            images, ids = calibration_set(dataset.train, image_size, args.calibration_count, args.seed)
-            calibration.update(calibration_images=images, calibration_ids=ids)
-            if dataset.query or dataset.gallery:
-                images, ids = identity_set(dataset.query + dataset.gallery, image_size, args.threshold_images, args.seed)
-                calibration.update(threshold_images=images, threshold_ids=ids)
-        metadata = export_model(
-            args.model,
-            args.out,
-            modes=args.modes,
-            input_type=args.input_type,
-            threshold_pairs=args.threshold_pairs,
-            seed=args.seed,
-            **calibration,
-        )
-        for mode, models in metadata["models"].items():
-            for role, entry in models.items():
-                print(f"{args.out}/{entry['file']}: {entry['bytes'] / 1e6:.2f} MB")
-        print(f"match threshold {metadata['match_threshold']:.4f} ({metadata['match_threshold_calibration']['method']})")
-        if args.validate:
-            from export.validate import EvaluationSplit, format_report, validate_export
+        options = {
+            key: getattr(args, key) for key in ("num_test_ids", "split_seed") if getattr(args, key) is not None
+        }
+        dataset = build_dataset(args.calibration_dataset, args.calibration_root, check_files=True, **options)
+        image_size = _image_size(args.model)
+        images, ids = calibration_set(dataset.train, image_size, args.calibration_count, args.seed)
+        calibration.update(calibration_images=images, calibration_ids=ids)
+        if dataset.query or dataset.gallery:
+            images, ids = identity_set(dataset.query + dataset.gallery, image_size, args.threshold_images, args.seed)
+            calibration.update(threshold_images=images, threshold_ids=ids)
+    metadata = export_model(
+        args.model,
+        args.out,
+        modes=args.modes,
+        input_type=args.input_type,
+        threshold_pairs=args.threshold_pairs,
+        seed=args.seed,
+        **calibration,
+    )
+    for mode, models in metadata["models"].items():
+        for role, entry in models.items():
+            print(f"{args.out}/{entry['file']}: {entry['bytes'] / 1e6:.2f} MB")
+    print(f"match threshold {metadata['match_threshold']:.4f} ({metadata['match_threshold_calibration']['method']})")
+    if args.validate:
+        from export.validate import EvaluationSplit, format_report, validate_export
 
-            split = EvaluationSplit.from_dataset(dataset, tuple(metadata["image_size"]))
-            report = validate_export(args.out, split, num_threads=args.threads)
-            print(format_report(report))
-            if args.report:
-                import json
+        split = EvaluationSplit.from_dataset(dataset, tuple(metadata["image_size"]))
+        report = validate_export(args.out, split, num_threads=args.threads)
+        print(format_report(report))
+        if args.report:
+            import json
 
-                from keras_msreid.utils.atomic import atomic_write_bytes
+            from keras_msreid.utils.atomic import atomic_write_bytes
 
-                atomic_write_bytes(args.report, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
-    except (FileNotFoundError, ValueError, UnsupportedOpsError) as error:
-        print(f"msreid export: error: {error}", file=sys.stderr)
-        return 2
+            atomic_write_bytes(args.report, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return 0
 
 
@@ -108,4 +106,4 @@ def _image_size(model_path):
             config = json.loads(archive.read("config.json"))
         return tuple(config["config"]["image_size"])
     except (OSError, KeyError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{model_path} is not an MSReID .keras file ({error})") from None
+        raise UserError(f"{model_path} is not an MSReID .keras file ({error})") from None

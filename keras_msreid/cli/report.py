@@ -11,7 +11,9 @@ msreid report --model m.keras --dataset market1501 --root data/Market-1501 --out
 
 import json
 import pathlib
-import sys
+
+from keras_msreid.cli.arguments import at_least, within
+from keras_msreid.errors import UserError
 
 HELP = "Write a report (ranked lists, CMC plot, STN attention boxes, metrics.json) for a trained model."
 
@@ -21,36 +23,30 @@ def add_arguments(parser):
     parser.add_argument("--model", help="a .keras model (instead of RUN_DIR)")
     parser.add_argument("--dataset", help="dataset name (instead of RUN_DIR's)")
     parser.add_argument("--root", help="dataset root folder")
-    parser.add_argument("--protocol", help="market1501, cuhk01 or cuhk03_sgs (default: RUN_DIR's or market1501)")
+    parser.add_argument("--protocol", choices=("market1501", "cuhk01", "cuhk03_sgs"),
+                        help="default: RUN_DIR's or market1501")
     parser.add_argument("--num-test-ids", type=int, help="CUHK01: test identities (100 or 486)")
     parser.add_argument("--split-seed", type=int, help="CUHK01: seed of the identity split")
     parser.add_argument("--out", help="report folder (default RUN_DIR/report)")
     parser.add_argument("--compare", nargs="*", default=[], help="other run folders whose metrics.json CMC to plot too")
     parser.add_argument("--ranking", default="auto", choices=("auto", "exhaustive", "two-stage"),
                         help="auto: exhaustive up to 1 M query x gallery pairs, two-stage above")
-    parser.add_argument("--shortlist", type=int, default=100, help="two-stage: embedding shortlist size K")
-    parser.add_argument("--fusion-weight", type=float, default=0.5,
+    parser.add_argument("--shortlist", type=at_least(1), default=100, help="two-stage: embedding shortlist size K")
+    parser.add_argument("--fusion-weight", type=within(0.0, 1.0), default=0.5,
                         help="weight of the CSN score in the fusion, both scores standardised per query")
-    parser.add_argument("--queries", type=int, default=8, help="queries in the ranked-list picture (default 8)")
-    parser.add_argument("--top", type=int, default=10, help="gallery images per query in the picture (default 10)")
+    parser.add_argument("--queries", type=at_least(1), default=8, help="queries in the ranked-list picture (default 8)")
+    parser.add_argument("--top", type=at_least(1), default=10, help="gallery images per query in the picture (default 10)")
 
 
 def run(args):
-    try:
-        source = _resolve(args)
-        compare = {pathlib.Path(run).name: _run_metrics(run) for run in args.compare}
-    except (FileNotFoundError, ValueError) as error:
-        print(f"msreid report: error: {error}", file=sys.stderr)
-        return 2
-
-    import keras
-
-    import keras_msreid.models  # noqa: F401  (registers the classes for safe loading)
+    source = _resolve(args)
+    compare = {pathlib.Path(run).name: _run_metrics(run) for run in args.compare}
     from keras_msreid.datasets import build_dataset
+    from keras_msreid.models import load_model
     from keras_msreid.reports.report import write_report
 
+    model = load_model(source["model"])
     dataset = build_dataset(source["dataset"], source["root"], check_files=True, **source["options"])
-    model = keras.saving.load_model(source["model"], safe_mode=True)
     files = write_report(
         source["out"], model, dataset, protocol=source["protocol"], ranking=args.ranking, shortlist=args.shortlist,
         fusion_weight=args.fusion_weight, num_queries=args.queries, top=args.top, label=source["label"],
@@ -84,7 +80,7 @@ def _resolve(args):
     missing = [flag for flag, key in (("--model", "model"), ("--dataset", "dataset"), ("--root", "root"),
                                       ("--out", "out")) if not source[key]]
     if missing:
-        raise ValueError(f"give RUN_DIR or {', '.join(missing)}")
+        raise UserError(f"give RUN_DIR or {', '.join(missing)}")
     if not pathlib.Path(source["model"]).is_file():
         raise FileNotFoundError(f"no model file {source['model']}")
     source["protocol"] = source["protocol"] or "market1501"
@@ -96,7 +92,11 @@ def _run_metrics(run_dir):
     path = pathlib.Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise FileNotFoundError(f"no {path} to compare with")
-    metrics = json.loads(path.read_text())
-    if not metrics or any("cmc" not in result for result in metrics.values()):
-        raise ValueError(f"{path} has no CMC curves (evaluate the run again with this version)")
+    try:
+        metrics = json.loads(path.read_text())
+    except ValueError as error:
+        raise UserError(f"{path} is not valid JSON ({error})") from None
+    curves = isinstance(metrics, dict) and metrics and all(isinstance(r, dict) and "cmc" in r for r in metrics.values())
+    if not curves:
+        raise UserError(f"{path} has no CMC curves (evaluate the run again with this version)")
     return metrics

@@ -12,7 +12,6 @@ msreid search --query person.jpg --store stores/market --model run/model.keras -
 """
 
 import os
-import sys
 
 import numpy as np
 
@@ -37,41 +36,42 @@ def add_arguments(parser):
 
 
 def run(args):
-    import keras
+    import logging
 
-    import keras_msreid.models  # noqa: F401  (registers the classes for safe loading)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    from keras_msreid.errors import UserError
+    from keras_msreid.models import load_model
     from keras_msreid.retrieval.extract import build_feature_store, extract_features, keras_score_fn
     from keras_msreid.retrieval.feature_store import FeatureStore
-    from keras_msreid.utils.file_hash import sha256_of_file
     from keras_msreid.retrieval.ranking import embedding_similarity, rank_two_stage
+    from keras_msreid.utils.file_hash import sha256_of_file
 
-    if args.top < 1 or args.shortlist < 1:
-        return _error("--top and --shortlist must be >= 1")
-    for path in args.query + [args.model]:
-        if not os.path.isfile(path):
-            return _error(f"no such file: {path}")
+    for flag in ("top", "shortlist", "batch_size"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    queries = _decodable(args.query, "--query")
     records = _gallery_records(args)
     if records is None:
         try:
             store = FeatureStore.load(args.store)
         except (FileNotFoundError, ValueError) as error:
-            return _error(f"{error}; build the store with --gallery FOLDER or --dataset NAME --root ROOT")
-        if store.model_sha256 != sha256_of_file(args.model):
-            return _error(f"store {args.store} was extracted with another model than {args.model}; "
-                          "rebuild it with --gallery or --dataset")
-    model = keras.saving.load_model(args.model, safe_mode=True)
+            raise UserError(f"{error}; build the store with --gallery FOLDER or --dataset NAME --root ROOT") from None
+    model = load_model(args.model)
+    if records is None and store.model_sha256 != sha256_of_file(args.model):
+        raise UserError(f"store {args.store} was extracted with another model than {args.model}; "
+                        "rebuild it with --gallery or --dataset")
     if records is not None:
         store = build_feature_store(args.model, records, args.store, batch_size=args.batch_size, model=model)
 
     names = ["embedding"] + (model.scorer_feature_names if model.levels else [])
-    queries = extract_features(model.extractor(), args.query, model.image_size, progress=False, names=names)
+    query_features = extract_features(model.extractor(), queries, model.image_size, progress=False, names=names)
     gallery = {name: store.features[name] for name in names}
     if model.levels:
-        scores = rank_two_stage(keras_score_fn(model.scorer("shift_add")), queries, gallery,
+        scores = rank_two_stage(keras_score_fn(model.scorer("shift_add")), query_features, gallery,
                                 shortlist=args.shortlist, fusion_weight=args.fusion_weight)
     else:
-        scores = embedding_similarity(queries["embedding"], gallery["embedding"])
-    for query_path, row in zip(args.query, scores):
+        scores = embedding_similarity(query_features["embedding"], gallery["embedding"])
+    for query_path, row in zip(queries, scores):
         print(f"query {query_path}")
         print(f"{'rank':>4}  {'score':>7}  {'id':>5}  {'camera':>6}  path")
         for rank, index in enumerate(np.argsort(-row, kind="stable")[: args.top], start=1):
@@ -79,26 +79,36 @@ def run(args):
     return 0
 
 
+def _decodable(paths, flag):
+    """The images among `paths` that decode; each one that does not is reported on stderr and skipped."""
+    from keras_msreid.datasets import ImageRecord, check_images
+    from keras_msreid.errors import UserError
+
+    kept = [record.path for record in check_images([ImageRecord(path, -1, -1) for path in paths])]
+    if not kept:
+        raise UserError(f"no image of {flag} decodes: {', '.join(paths[:3])}{' ...' if len(paths) > 3 else ''}")
+    return kept
+
+
 def _gallery_records(args):
+    from keras_msreid.errors import UserError
+
     if args.gallery:
         from keras_msreid.datasets.base import is_image_file
 
+        if not os.path.isdir(args.gallery):
+            raise UserError(f"--gallery {args.gallery} is not a folder")
         paths = sorted(
             os.path.join(folder, name)
             for folder, _, names in os.walk(args.gallery) for name in names if is_image_file(name)
         )
         if not paths:
-            raise SystemExit(f"msreid search: error: no image files under {args.gallery}")
-        return paths
+            raise UserError(f"--gallery {args.gallery} holds no image files")
+        return _decodable(paths, "--gallery")
     if args.dataset:
         if not args.root:
-            raise SystemExit("msreid search: error: --dataset needs --root")
+            raise UserError("--dataset needs --root")
         from keras_msreid.datasets import build_dataset
 
         return getattr(build_dataset(args.dataset, args.root, check_files=True), args.split)
     return None
-
-
-def _error(message):
-    print(f"msreid search: error: {message}", file=sys.stderr)
-    return 2

@@ -11,13 +11,11 @@ def add_arguments(parser):
 
 
 def run(args):
-    import keras
-
-    from keras_msreid.models import MSReID
+    from keras_msreid.models import MSReID, load_model
     from keras_msreid.models.budget import format_budget, model_budget
 
     if args.model:
-        model = keras.saving.load_model(args.model, safe_mode=True)
+        model = load_model(args.model)
     else:
         model = MSReID(image_size=tuple(args.image_size), levels=tuple(args.levels), num_classes=args.num_classes)
     print(format_budget(model_budget(model)))

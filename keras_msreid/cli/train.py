@@ -1,6 +1,5 @@
 """`msreid train`: train (or resume) a model on a ReID dataset."""
 
-import argparse
 import dataclasses
 import logging
 
@@ -8,53 +7,71 @@ HELP = "Train an MSReID model with model.fit; run again to resume after a kill."
 
 
 def add_arguments(parser):
-    parser.add_argument("--config", help="YAML file of TrainConfig fields; flags override it")
-    parser.add_argument("--dataset", help="market1501, dukemtmc, msmt17, cuhk03, cuhk01 or folder")
-    parser.add_argument("--root", help="dataset root folder")
-    parser.add_argument("--out", dest="out_dir", help="run directory (checkpoints, logs, model.keras)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--steps-per-epoch", type=int, dest="steps_per_epoch")
-    parser.add_argument("--learning-rate", type=float, dest="learning_rate")
-    parser.add_argument("--p", type=int, help="identities per batch")
-    parser.add_argument("--k", type=int, help="images per identity in a batch")
-    parser.add_argument("--levels", nargs="*", help="similarity levels, e.g. low mid high (none: embedding only)")
-    parser.add_argument("--parts", type=int, help="STN patches per level")
-    parser.add_argument("--no-stn", dest="use_stn", action="store_const", const=False,
-                        help="fixed centre patches instead of learned attention")
-    parser.add_argument("--image-size", type=int, nargs=2, dest="image_size", metavar=("H", "W"))
-    parser.add_argument("--eval-every", type=int, dest="eval_every", help="evaluate every N epochs")
-    parser.add_argument("--protocol", help="market1501, cuhk01 or cuhk03_sgs")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--num-test-ids", type=int, help="CUHK01: test identities (100 or 486)")
-    parser.add_argument("--split-seed", type=int, help="CUHK01: seed of the identity split")
-    parser.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"))
-    parser.add_argument("--mixed-precision", dest="mixed_precision", action="store_const", const=True)
-    parser.add_argument("--xla", dest="jit_compile", action="store_const", const=True,
-                        help="compile the train step with XLA (for GPUs: on a 2-core CPU it was 8x slower)")
-    parser.add_argument("--no-check-files", dest="check_files", action="store_const", const=False,
-                        help="skip decoding every image once before training")
+    _add(parser, "--config", help="YAML file of TrainConfig fields; flags override it")
+    _add(parser, "--dataset", help="market1501, dukemtmc, msmt17, cuhk03, cuhk01 or folder")
+    _add(parser, "--root", help="dataset root folder")
+    _add(parser, "--out", dest="out_dir", help="run directory (checkpoints, logs, model.keras)")
+    _add(parser, "--epochs", type=int)
+    _add(parser, "--steps-per-epoch", type=int, dest="steps_per_epoch")
+    _add(parser, "--learning-rate", type=float, dest="learning_rate")
+    _add(parser, "--p", type=int, help="identities per batch")
+    _add(parser, "--k", type=int, help="images per identity in a batch")
+    _add(parser, "--levels", nargs="*", help="similarity levels, e.g. low mid high (none: embedding only)")
+    _add(parser, "--parts", type=int, help="STN patches per level")
+    _add(parser, "--no-stn", dest="use_stn", action="store_const", const=False,
+         help="fixed centre patches instead of learned attention")
+    _add(parser, "--image-size", type=int, nargs=2, dest="image_size", metavar=("H", "W"))
+    _add(parser, "--eval-every", type=int, dest="eval_every", help="evaluate every N epochs")
+    _add(parser, "--protocol", help="market1501, cuhk01 or cuhk03_sgs")
+    _add(parser, "--seed", type=int)
+    _add(parser, "--num-test-ids", type=int, help="CUHK01: test identities (100 or 486)")
+    _add(parser, "--split-seed", type=int, help="CUHK01: seed of the identity split")
+    _add(parser, "--strategy", choices=("default", "mirrored", "multi_worker"))
+    _add(parser, "--mixed-precision", dest="mixed_precision", action="store_const", const=True)
+    _add(parser, "--xla", dest="jit_compile", action="store_const", const=True,
+         help="compile the train step with XLA (for GPUs: on a 2-core CPU it was 8x slower)")
+    _add(parser, "--no-check-files", dest="check_files", action="store_const", const=False,
+         help="skip decoding every image once before training")
 
 
 def config_from_args(args):
-    from keras_msreid.training.config import TrainConfig
+    """The `TrainConfig` of `--config` with the flags given on top; a bad value names its flag or file."""
+    from keras_msreid.errors import UserError
+    from keras_msreid.training.config import ConfigError, TrainConfig
 
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     overrides = {key: value for key, value in vars(args).items() if key in fields and value is not None}
     options = {key: getattr(args, key) for key in ("num_test_ids", "split_seed") if getattr(args, key) is not None}
     if options:
         overrides["dataset_options"] = options
-    if args.config:
-        return TrainConfig.load(args.config, **overrides)
-    return TrainConfig(**overrides)
+    try:
+        if args.config:
+            return TrainConfig.load(args.config, **overrides)
+        return TrainConfig(**overrides)
+    except ConfigError as error:
+        if error.key in overrides and error.key in _FLAGS:
+            raise UserError(f"{_FLAGS[error.key]} {error.problem}") from None
+        raise
+
+
+# TrainConfig field -> the flag that sets it, for error messages.
+_FLAGS = {}
+
+
+def _add(parser, *names, **kwargs):
+    action = parser.add_argument(*names, **kwargs)
+    _FLAGS[action.dest] = names[0]
+    return action
 
 
 def run(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from keras_msreid.errors import UserError
     from keras_msreid.training.trainer import train
 
     config = config_from_args(args)
     if not config.root:
-        raise SystemExit("msreid train: error: --root (or root: in --config) is required")
+        raise UserError("--root (or root: in --config) is required")
     _, metrics = train(config)
     for ranking, result in metrics.items():
         print(f"{ranking:>10}: rank-1 {result['rank1']:.3f}  rank-5 {result['rank5']:.3f}  mAP {result['mAP']:.3f}")

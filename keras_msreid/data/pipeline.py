@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from keras_msreid.data.augment import AugmentConfig, augment_batch
 from keras_msreid.data.pk_sampler import PKSampler
+from keras_msreid.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -175,7 +176,7 @@ def _decode_all(records, image_size, num_parallel_calls):
     if lost:
         _report_skipped(tf.constant([paths[index] for index in lost]))
     if not kept:
-        raise ValueError(f"make_train_dataset: none of the {len(paths)} images could be decoded.")
+        raise UserError(f"make_train_dataset: none of the {len(paths)} images could be decoded.")
     # A variable is captured by handle, so the pixels are not serialised into the dataset
     # graph as a constant would be (seconds and a second copy for a Market-sized cache).
     # tf.data runs on the host: keep it there even when a GPU is visible.

@@ -25,6 +25,8 @@ for batch in sampler.epoch(0):        # shape (sampler.batches_per_epoch, 64)
 
 import numpy as np
 
+from keras_msreid.errors import UserError
+
 
 class PKSampler:
     """Deterministic P identities x K images batches of record indices.
@@ -44,7 +46,7 @@ class PKSampler:
             raise ValueError(f"PKSampler expects a 1-D sequence of pids, got shape {pids.shape}.")
         identities, inverse = np.unique(pids, return_inverse=True)
         if len(identities) < p:
-            raise ValueError(
+            raise UserError(
                 f"PKSampler needs at least p={p} identities per batch, "
                 f"but the records hold only {len(identities)} identities."
             )

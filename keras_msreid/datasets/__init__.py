@@ -24,6 +24,7 @@ from keras_msreid.datasets.folder import load_folder
 from keras_msreid.datasets.image_check import check_images
 from keras_msreid.datasets.market1501 import load_market1501
 from keras_msreid.datasets.msmt17 import load_msmt17
+from keras_msreid.errors import UserError
 
 DATASETS = {
     "market1501": load_market1501,
@@ -48,11 +49,11 @@ def build_dataset(name, root, *, check_files=False, **kwargs):
             and `split_seed` for "cuhk01".
     """
     if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
+        raise UserError(f"Unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
     options = list(inspect.signature(DATASETS[name]).parameters)[1:]
     unknown = sorted(set(kwargs) - set(options))
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"Dataset {name!r} has no option {', '.join(unknown)}; "
             f"its options: {', '.join(options) or 'none'}"
         )
@@ -61,7 +62,7 @@ def build_dataset(name, root, *, check_files=False, **kwargs):
         for split in ("train", "query", "gallery"):
             records = check_images(getattr(dataset, split))
             if not records:
-                raise ValueError(f"No image of the {split} split of {dataset.root} decodes")
+                raise UserError(f"No image of the {split} split of {dataset.root} decodes")
             setattr(dataset, split, records)
         dataset.train = relabel(dataset.train)
     return dataset

@@ -17,6 +17,8 @@ import os
 import warnings
 from typing import NamedTuple
 
+from keras_msreid.errors import UserError
+
 SYNTHETIC_MANIFEST = "msreid_synthetic.json"
 SYNTHETIC_GENERATOR = "keras_msreid.synthetic"
 
@@ -36,11 +38,11 @@ def load_synthetic_manifest(path):
         with open(path, encoding="utf-8") as file:
             manifest = json.load(file)
         if manifest.get("generator") != SYNTHETIC_GENERATOR:
-            raise ValueError(f"'generator' is not {SYNTHETIC_GENERATOR!r}")
+            raise UserError(f"'generator' is not {SYNTHETIC_GENERATOR!r}")
         counts = manifest["counts"]
         return ExpectedCounts(**{field: int(counts[field]) for field in ExpectedCounts._fields})
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(f"Invalid synthetic dataset manifest {path}: {error!r}") from error
+        raise UserError(f"Invalid synthetic dataset manifest {path}: {error!r}") from error
 
 
 def check_counts(dataset, published, search_dirs):

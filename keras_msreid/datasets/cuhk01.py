@@ -32,6 +32,7 @@ from keras_msreid.datasets.base import (
     relabel,
 )
 from keras_msreid.datasets.counts import ExpectedCounts, check_counts
+from keras_msreid.errors import UserError
 
 RELEASE_FOLDER = "campus"
 PUBLISHED_IDS = 971
@@ -58,7 +59,7 @@ def _read_images(image_dir):
         camid = (int(match.group(2)) - 1) // 2
         records.append(ImageRecord(path, int(match.group(1)), camid))
     if not records:
-        raise ValueError(f"No CUHK01 images (named like 0001001.png) in {image_dir}")
+        raise UserError(f"No CUHK01 images (named like 0001001.png) in {image_dir}")
     return records
 
 
@@ -70,7 +71,7 @@ def load_cuhk01(root, num_test_ids=100, split_seed=0):
     records = _read_images(image_dir)
     pids = sorted({r.pid for r in records})
     if not 0 < num_test_ids < len(pids):
-        raise ValueError(
+        raise UserError(
             f"num_test_ids must be between 1 and {len(pids) - 1} for the {len(pids)} "
             f"identities in {image_dir}, got {num_test_ids}"
         )
@@ -80,7 +81,7 @@ def load_cuhk01(root, num_test_ids=100, split_seed=0):
     query = [r for r in records if r.pid in test_ids and r.camid == 0]
     gallery = [r for r in records if r.pid in test_ids and r.camid == 1]
     if not query or not gallery:
-        raise ValueError(
+        raise UserError(
             f"Split seed {split_seed} of {image_dir} leaves no camera "
             f"{'A' if not query else 'B'} image of the {num_test_ids} test identities"
         )

@@ -16,6 +16,7 @@ import os
 from keras_msreid.datasets.base import ReIDDataset, find_release_dir, require_dir
 from keras_msreid.datasets.counts import ExpectedCounts, check_counts
 from keras_msreid.datasets.market_style import LAYOUT, read_market_layout
+from keras_msreid.errors import UserError
 
 RELEASE_FOLDER = "cuhk03-np"
 PUBLISHED_COUNTS = {
@@ -31,7 +32,7 @@ PUBLISHED_COUNTS = {
 def load_cuhk03(root, variant="labeled"):
     """Reads the `variant` ("labeled" or "detected") boxes of CUHK03-NP into a `ReIDDataset`."""
     if variant not in PUBLISHED_COUNTS:
-        raise ValueError(
+        raise UserError(
             f"Unknown CUHK03 variant {variant!r}: expected one of {sorted(PUBLISHED_COUNTS)}"
         )
     root = os.path.abspath(root)

@@ -18,8 +18,16 @@ import logging
 import os
 import re
 
-from keras_msreid.datasets.base import ImageRecord, ReIDDataset, find_release_dir, is_image_file, relabel, require_dir
+from keras_msreid.datasets.base import (
+    ImageRecord,
+    ReIDDataset,
+    find_release_dir,
+    is_image_file,
+    relabel,
+    require_dir,
+)
 from keras_msreid.datasets.counts import check_counts
+from keras_msreid.errors import UserError
 
 JUNK_PID = -1
 DISTRACTOR_PID = 0
@@ -68,7 +76,7 @@ def read_market_folder(folder, *, keep_distractors):
             continue
         records.append(ImageRecord(path, pid, camid))
     if not records:
-        raise ValueError(
+        raise UserError(
             f"No usable images in {folder} ({skipped} skipped as junk, distractors or "
             f"unparsable names). Expected images named like 0002_c1s1_000451_03.jpg."
         )

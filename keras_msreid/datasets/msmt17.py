@@ -20,6 +20,7 @@ import os
 
 from keras_msreid.datasets.base import ImageRecord, ReIDDataset, relabel, require_dir
 from keras_msreid.datasets.counts import ExpectedCounts, check_counts
+from keras_msreid.errors import UserError
 
 # Release folder -> (train image folder, test image folder).
 RELEASES = {
@@ -88,7 +89,7 @@ def _read_list(list_path, image_dir):
                 continue
             records.append(record)
     if not records:
-        raise ValueError(f"No usable entries in {list_path}")
+        raise UserError(f"No usable entries in {list_path}")
     return records
 
 

@@ -1,6 +1,5 @@
 """Counts a model's parameters and its multiply-adds per image and per pair."""
 
-import numpy as np
 import tensorflow as tf
 
 

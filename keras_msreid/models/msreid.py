@@ -5,11 +5,12 @@ import tensorflow as tf
 from keras import layers, ops
 
 from keras_msreid import losses
-from keras_msreid.losses.masked_mean import masked_mean
+from keras_msreid.errors import UserError
 from keras_msreid.layers.conv_similarity import ConvSimilarity
 from keras_msreid.layers.embedding_head import EmbeddingHead
 from keras_msreid.layers.similarity_fusion import SimilarityFusion
 from keras_msreid.layers.unit_norm import unit_normalize
+from keras_msreid.losses.masked_mean import masked_mean
 from keras_msreid.models.trunk import LEVEL_STRIDES, build_trunk
 from keras_msreid.training.pair_mining import mine_pairs
 
@@ -81,7 +82,7 @@ class MSReID(keras.Model):
         super().__init__(**kwargs)
         unknown = [level for level in levels if level not in LEVEL_STRIDES]
         if unknown:
-            raise ValueError(f"unknown levels {unknown}; choose from {list(LEVEL_STRIDES)}")
+            raise UserError(f"unknown levels {unknown}; choose from {list(LEVEL_STRIDES)}")
         self.image_size = tuple(int(v) for v in image_size)
         self.levels = tuple(sorted(levels, key=LEVEL_STRIDES.get))
         self.parts = int(parts)
@@ -244,7 +245,7 @@ class MSReID(keras.Model):
         """
         unknown = set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS)
         if unknown:
-            raise ValueError(f"unknown loss_weights {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
+            raise UserError(f"unknown loss_weights {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
         self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
         self.loss_options = dict(DEFAULT_LOSS_OPTIONS)
         for name in DEFAULT_LOSS_OPTIONS:

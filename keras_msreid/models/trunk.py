@@ -3,6 +3,7 @@
 import keras
 from keras import layers
 
+from keras_msreid.errors import UserError
 from keras_msreid.layers.batch_norm import batch_norm
 
 # Stride of each level's map relative to the input image.
@@ -43,9 +44,9 @@ def build_trunk(image_size=(160, 64), widths=(32, 64, 128, 256), depths=(2, 3, 3
     """
     height, width = image_size
     if height % 16 or width % 16:
-        raise ValueError(f"image_size must be divisible by 16, got {tuple(image_size)}")
+        raise UserError(f"image_size must be divisible by 16, got {tuple(image_size)}")
     if len(widths) != 4 or len(depths) != 3:
-        raise ValueError(f"widths needs 4 entries and depths 3, got {widths} and {depths}")
+        raise UserError(f"widths needs 4 entries and depths 3, got {widths} and {depths}")
     images = keras.Input((height, width, 3), name="images")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalise")(images)
     x = _conv_bn_relu(x, widths[0], 3, 2, "stem")

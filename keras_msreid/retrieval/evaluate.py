@@ -23,6 +23,7 @@ import logging
 
 import numpy as np
 
+from keras_msreid.errors import UserError
 from keras_msreid.metrics import evaluate_ranking
 from keras_msreid.retrieval.extract import extract_features, keras_score_fn
 from keras_msreid.retrieval.ranking import (
@@ -55,7 +56,7 @@ def rank_dataset(model, dataset, rankings=RANKINGS, ranking="auto", shortlist=10
     if ranking not in RANKING_METHODS:
         raise ValueError(f"ranking must be one of {RANKING_METHODS}, got {ranking!r}")
     if not dataset.query or not dataset.gallery:
-        raise ValueError(f"dataset {dataset.name!r} needs a query and a gallery split to be evaluated")
+        raise UserError(f"dataset {dataset.name!r} needs a query and a gallery split to be evaluated")
     pair_rankings = [name for name in rankings if name != "embedding"] if model.levels else []
     names = ["embedding"] + (model.scorer_feature_names if pair_rankings else [])
     extractor = model.extractor()

@@ -30,9 +30,15 @@ import tempfile
 import cv2
 import numpy as np
 
+from keras_msreid.errors import UserError
 from keras_msreid.synthetic.appearance import identity_appearance
 from keras_msreid.synthetic.camera import camera_style
-from keras_msreid.synthetic.crop import render_crop, render_distractor, render_junk, sample_view
+from keras_msreid.synthetic.crop import (
+    render_crop,
+    render_distractor,
+    render_junk,
+    sample_view,
+)
 
 MANIFEST_NAME = "msreid_synthetic.json"
 TRAIN_DIR, GALLERY_DIR, QUERY_DIR = "bounding_box_train", "bounding_box_test", "query"
@@ -112,13 +118,13 @@ def _render(index, picture, seed, image_size, cache):
 
 def _validate(num_ids, num_cameras, image_size):
     if not 2 <= num_ids <= MAX_IDS:
-        raise ValueError(f"num_ids must be between 2 and {MAX_IDS} (Market names hold 4 digits), got {num_ids}")
+        raise UserError(f"num_ids must be between 2 and {MAX_IDS} (Market names hold 4 digits), got {num_ids}")
     if not 2 <= num_cameras <= MAX_CAMERAS:
-        raise ValueError(
+        raise UserError(
             f"num_cameras must be between 2 and {MAX_CAMERAS} (Market names hold 1 digit), got {num_cameras}"
         )
     if len(image_size) != 2 or min(image_size) < 16:
-        raise ValueError(f"image_size must be (height, width) of at least 16 pixels each, got {image_size}")
+        raise UserError(f"image_size must be (height, width) of at least 16 pixels each, got {image_size}")
 
 
 def _check_target(out_dir, overwrite):

@@ -25,6 +25,7 @@ import tempfile
 import cv2
 import numpy as np
 
+from keras_msreid.errors import UserError
 from keras_msreid.synthetic.appearance import Appearance, identity_appearance
 from keras_msreid.synthetic.camera import BACKGROUND_PALETTE, smooth_noise
 from keras_msreid.synthetic.person import draw_person
@@ -65,7 +66,7 @@ def _person_box(appearance, height, view, phase):
 def _open_writer(path, fps, size):
     extension = os.path.splitext(path)[1].lower()
     if extension not in CODECS:
-        raise ValueError(f"video path {path} must end with one of {sorted(CODECS)}")
+        raise UserError(f"video path {path} must end with one of {sorted(CODECS)}")
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(suffix=extension, prefix=".partial-", dir=directory)
     os.close(handle)
@@ -174,7 +175,7 @@ def write_pedestrian_video(path, people, frames=60, size=(480, 640), fps=10, see
     if not people:
         raise ValueError("people must name at least one person")
     if frames < 1 or fps <= 0:
-        raise ValueError(f"frames must be >= 1 and fps > 0, got frames={frames}, fps={fps}")
+        raise UserError(f"frames must be >= 1 and fps > 0, got frames={frames}, fps={fps}")
     h, w = size
     if not 0 < person_height[0] <= person_height[1] <= 0.95 * h:
         raise ValueError(f"person_height {person_height} must be increasing and fit 95% of the frame height {h}")

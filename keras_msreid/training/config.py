@@ -1,10 +1,12 @@
 """Training configuration: one flat dataclass, loadable from YAML and CLI flags."""
 
 import dataclasses
+import math
 import pathlib
 
 import yaml
 
+from keras_msreid.errors import UserError
 from keras_msreid.utils.atomic import atomic_write_text
 
 
@@ -60,13 +62,14 @@ class TrainConfig:
     jit_compile: bool = False  # XLA: for GPUs; the CPU train step was 8x slower with it
 
     def __post_init__(self):
-        for name in ("image_size", "levels", "patch_size", "widths", "depths"):
-            setattr(self, name, tuple(getattr(self, name)))
-        if self.strategy not in ("default", "mirrored", "multi_worker"):
-            raise ValueError(f"strategy must be default, mirrored or multi_worker, got {self.strategy!r}")
-        for name in ("epochs", "p", "k"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, rule in _RULES.items():
+            value = getattr(self, name)
+            if isinstance(value, list):
+                value = tuple(value)
+                setattr(self, name, value)
+            problem = rule(value)
+            if problem:
+                raise ConfigError(name, f"{problem}, got {value!r}")
 
     def to_dict(self):
         values = dataclasses.asdict(self)
@@ -79,15 +82,173 @@ class TrainConfig:
     def load(cls, path, **overrides):
         """Reads a YAML file; unknown keys are an error naming them and the file."""
         path = pathlib.Path(path)
-        values = yaml.safe_load(path.read_text()) or {}
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise UserError(f"{path} is not a YAML file: {' '.join(str(error).split())}") from None
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of TrainConfig fields")
+            raise UserError(f"{path}: expected a mapping of TrainConfig fields")
         return cls.from_dict({**values, **overrides}, source=str(path))
 
     @classmethod
     def from_dict(cls, values, source="config"):
+        """A config from a mapping; a wrong key, type or range raises `UserError` naming `source` and the key."""
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown training options {unknown}; known: {sorted(known)}")
-        return cls(**values)
+            raise UserError(f"{source}: unknown training options {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**values)
+        except ConfigError as error:
+            raise ConfigError(error.key, error.problem, source) from None
+
+
+class ConfigError(UserError):
+    """A `TrainConfig` field with a wrong type or value: its `key`, what is wrong, and where it came from."""
+
+    def __init__(self, key, problem, source=None):
+        super().__init__(f"{source}: {key} {problem}" if source else f"{key} {problem}")
+        self.key = key
+        self.problem = problem
+
+
+def _integer(low, high=None, note=""):
+    def rule(value):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            span = f">= {low}" if high is None else f"in {low}..{high}"
+            return f"must be an integer {span}{note}"
+        return None
+
+    return rule
+
+
+def _number(low, inclusive=True, note=""):
+    def rule(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value < low or (value == low and not inclusive):
+            return f"must be a number {'>=' if inclusive else '>'} {low}{note}"
+        return None
+
+    return rule
+
+
+def _flag(value):
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def _text(choices=None, non_empty=False):
+    def rule(value):
+        if not isinstance(value, str) or (choices is not None and value not in choices) or (non_empty and not value):
+            if not choices:
+                return "must be a non-empty string"
+            return f"must be {', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else f"must be {choices[0]}"
+        return None
+
+    return rule
+
+
+def _integers(count, low):
+    def rule(value):
+        if not isinstance(value, tuple) or len(value) != count or any(_integer(low)(v) for v in value):
+            return f"must be {count} integers >= {low}"
+        return None
+
+    return rule
+
+
+def _image_size(value):
+    if _integers(2, 32)(value) or any(v % 16 for v in value):
+        return "must be 2 integers (height, width), each >= 32 and divisible by 16 (the trunk's stride)"
+    return None
+
+
+def _levels(value):
+    from keras_msreid.models.trunk import LEVEL_STRIDES
+
+    if not isinstance(value, tuple) or any(v not in LEVEL_STRIDES for v in value) or len(set(value)) != len(value):
+        return f"must be distinct names among {', '.join(LEVEL_STRIDES)} (none: embedding only)"
+    return None
+
+
+def _mapping(keys=None, values=None, optional=False):
+    def rule(value):
+        if value is None and optional:
+            return None
+        if not isinstance(value, dict):
+            return "must be a mapping" + (" or null (off)" if optional else "")
+        unknown = sorted(set(value) - set(keys())) if keys else []
+        if unknown:
+            return f"has unknown keys {unknown}; known: {sorted(keys())}"
+        if values:
+            bad = sorted(key for key, item in value.items() if values(item))
+            if bad:
+                return f"{bad[0]} {values(value[bad[0]])}"
+        return None
+
+    return rule
+
+
+def _dataset_names():
+    from keras_msreid.datasets import DATASETS
+
+    return tuple(DATASETS)
+
+
+def _loss_weight_names():
+    from keras_msreid.models.msreid import DEFAULT_LOSS_WEIGHTS
+
+    return DEFAULT_LOSS_WEIGHTS
+
+
+def _loss_option_names():
+    from keras_msreid.models.msreid import DEFAULT_LOSS_OPTIONS
+
+    return DEFAULT_LOSS_OPTIONS
+
+
+def _dataset(value):
+    return _text(_dataset_names())(value)
+
+
+def _protocol(value):
+    from keras_msreid.metrics.ranking import PROTOCOLS
+
+    return _text(PROTOCOLS)(value)
+
+
+# One rule per field: the type and range a value must have, checked when a config
+# is made, so a bad value fails before the run folder is touched (not after training).
+_RULES = {
+    "dataset": _dataset,
+    "root": lambda value: None if isinstance(value, str) else "must be a folder path",
+    "dataset_options": _mapping(),
+    "check_files": _flag,
+    "image_size": _image_size,
+    "p": _integer(2, note=" (identities per batch: negatives need two)"),
+    "k": _integer(2, note=" (images per identity: positives need two)"),
+    "augment": _mapping(optional=True),
+    "cache_decoded": _flag,
+    "levels": _levels,
+    "parts": _integer(1),
+    "patch_size": _integers(2, 1),
+    "use_stn": _flag,
+    "embedding_dim": _integer(1),
+    "widths": _integers(4, 1),
+    "depths": _integers(3, 1),
+    "epochs": _integer(1),
+    "steps_per_epoch": _integer(0, note=" (0: one PK pass over the training identities)"),
+    "learning_rate": _number(0, inclusive=False),
+    "warmup_epochs": _integer(0),
+    "weight_decay": _number(0),
+    "loss_weights": _mapping(_loss_weight_names, _number(0)),
+    "loss_options": _mapping(_loss_option_names, _number(0)),
+    "seed": _integer(0),
+    "eval_every": _integer(0, note=" (0: only at the end)"),
+    "final_evaluation": _flag,
+    "protocol": _protocol,
+    "out_dir": _text(non_empty=True),
+    "checkpoint_every_steps": _integer(0, note=" (0: at epoch ends only)"),
+    "strategy": _text(("default", "mirrored", "multi_worker")),
+    "mixed_precision": _flag,
+    "jit_compile": _flag,
+}

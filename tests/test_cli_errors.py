@@ -1,0 +1,182 @@
+"""Every `msreid` command answers a user's mistake with one line naming the path or flag, and exit status 2.
+
+The sweep runs each command in-process on missing, empty, corrupt, wrong-kind and
+out-of-range inputs; a traceback (or a second line) is a failure.
+"""
+
+import json
+import pathlib
+
+import keras
+import pytest
+
+from conftest import TINY_MODEL
+from keras_msreid.cli import main
+from keras_msreid.models import MSReID
+from keras_msreid.synthetic import write_market1501
+from keras_msreid.training.config import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A tiny dataset, a valid model, and broken or foreign files to feed the commands."""
+    base = tmp_path_factory.mktemp("inputs")
+    root = base / "synth"
+    write_market1501(root, num_ids=8, num_cameras=2, seed=0, image_size=(64, 32))
+    model = MSReID(num_classes=4, **TINY_MODEL)
+    model.build()
+    model.save(base / "model.keras")
+    data = (base / "model.keras").read_bytes()
+    (base / "truncated.keras").write_bytes(data[: len(data) // 2])
+    (base / "empty.keras").write_bytes(b"")
+    (base / "text.keras").write_text("not a model")
+    sequential = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    sequential.save(base / "sequential.keras")
+    (base / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (base / "a_file").write_text("x")
+    (base / "bad_type.yaml").write_text(f"root: {root}\nepochs: ten\n")
+    (base / "bad_size.yaml").write_text(f"root: {root}\nimage_size: 5\n")
+    (base / "broken.yaml").write_text("epochs: [\n")
+    (base / "not_a_store").mkdir()
+    (base / "not_a_store" / "holiday.jpg").write_bytes(b"mine")
+    (base / "bad_metrics").mkdir()
+    (base / "bad_metrics" / "metrics.json").write_text("{truncated")
+    return {"base": base, "root": root, "model": base / "model.keras"}
+
+
+def cases(f):
+    """(argv, words the one error line must contain) for each bad input."""
+    model, base = str(f["model"]), f["base"]
+    root = f["root"]
+    ds = ["--dataset", "market1501", "--root", str(root)]
+    train = ["train", *ds, "--out", str(base / "run")]
+    return [
+        # train: every numeric option range-checked up front, config types checked when read.
+        (train + ["--steps-per-epoch", "-1"], ["--steps-per-epoch", ">= 0"]),
+        (train + ["--k", "1"], ["--k", ">= 2"]),
+        (train + ["--p", "1"], ["--p", ">= 2"]),
+        (train + ["--learning-rate", "-0.1"], ["--learning-rate", "> 0"]),
+        (train + ["--learning-rate", "nan"], ["--learning-rate"]),
+        (train + ["--epochs", "0"], ["--epochs", ">= 1"]),
+        (train + ["--protocol", "market"], ["--protocol", "market1501, cuhk01 or cuhk03_sgs"]),
+        (train + ["--image-size", "100", "50"], ["--image-size", "divisible by 16"]),
+        (train + ["--levels", "top"], ["--levels", "low, mid, high"]),
+        (train + ["--eval-every", "-2"], ["--eval-every"]),
+        (train + ["--dataset", "market"], ["--dataset", "market1501"]),
+        (["train", "--config", str(base / "bad_type.yaml")], ["bad_type.yaml", "epochs", "integer", "'ten'"]),
+        (["train", "--config", str(base / "bad_size.yaml")], ["bad_size.yaml", "image_size"]),
+        (["train", "--config", str(base / "broken.yaml")], ["broken.yaml", "not a YAML file"]),
+        (["train", "--config", str(base / "missing.yaml")], ["missing.yaml", "No such file"]),
+        (["train", "--dataset", "market1501", "--root", str(base / "nowhere")], ["nowhere"]),
+        (["train", *ds, "--out", str(base / "a_file")], ["a_file", "is a file"]),
+        (["train", *ds, "--out", str(base / "not_a_store")], ["not_a_store", "not a run folder"]),
+        (["train", "--dataset", "market1501"], ["--root"]),
+        # evaluate, summary, export, search, report: a model file that is not one.
+        (["evaluate", str(base / "missing.keras"), *ds], ["missing.keras", "no model file"]),
+        (["evaluate", str(base / "truncated.keras"), *ds], ["truncated.keras", "not a .keras model file"]),
+        (["evaluate", str(base / "empty.keras"), *ds], ["empty.keras", "not a .keras model file"]),
+        (["evaluate", str(base / "text.keras"), *ds], ["text.keras", "not a .keras model file"]),
+        (["evaluate", str(base / "sequential.keras"), *ds], ["sequential.keras", "not an MSReID model"]),
+        (["evaluate", str(base), *ds], ["is a folder"]),
+        (["evaluate", model, "--dataset", "market1501", "--root", str(base / "nowhere")], ["nowhere"]),
+        (["summary", str(base / "truncated.keras")], ["truncated.keras"]),
+        (["export", str(base / "truncated.keras"), "--out", str(base / "export")], ["truncated.keras"]),
+        (["export", model, "--out", str(base / "export"), "--validate"], ["--calibration-root"]),
+        (["export", model, "--out", str(base / "a_file"), "--modes", "float32"], ["a_file"]),
+        (["search", "--query", str(base / "corrupt.jpg"), "--store", str(base / "store"), "--model", model,
+          "--gallery", str(root / "query")], ["--query", "corrupt.jpg", "decodes"]),
+        (["search", "--query", str(next((f["root"] / "query").iterdir())), "--store", str(base / "not_a_store"),
+          "--model", model, "--gallery", str(root / "query")], ["not_a_store", "holds no feature store"]),
+        (["search", "--query", str(next((f["root"] / "query").iterdir())), "--store", str(base / "store"),
+          "--model", model, "--gallery", str(base / "nowhere")], ["--gallery", "nowhere"]),
+        (["search", "--query", str(next((f["root"] / "query").iterdir())), "--store", str(base / "empty_store"),
+          "--model", model], ["no feature store", "--gallery"]),
+        (["search", "--query", str(next((f["root"] / "query").iterdir())), "--store", str(base / "store"),
+          "--model", str(base / "truncated.keras"), "--gallery", str(root / "query")], ["truncated.keras"]),
+        (["search", "--query", "x.jpg", "--store", "s", "--model", model, "--top", "0"], ["--top", ">= 1"]),
+        (["report", str(base / "not_a_store")], ["not_a_store", "no config.yaml"]),
+        (["report", "--model", model, *ds, "--out", str(base / "report"), "--compare", str(base / "bad_metrics")],
+         ["bad_metrics", "metrics.json", "not valid JSON"]),
+        (["report", "--model", str(base / "missing.keras"), *ds, "--out", str(base / "report")], ["missing.keras"]),
+        (["datasets", "market1501", str(base / "nowhere")], ["nowhere"]),
+        (["datasets", "market", str(root)], ["market", "market1501"]),
+        (["synth", "--out", str(base / "s"), "--video", str(base / "street.gif")], ["--video", "street.gif"]),
+        (["synth", "--out", str(base / "s"), "--cameras", "12"], ["num_cameras"]),
+        (["synth", "--out", str(base / "a_file")], ["a_file"]),
+    ]
+
+
+# argparse's own errors (bad choice, non-numeric, out of range) print usage first; still one error line.
+ARGPARSE_CASES = [
+    (["evaluate", "m.keras", "--dataset", "market1501", "--root", "r", "--shortlist", "0"], "--shortlist"),
+    (["evaluate", "m.keras", "--dataset", "market1501", "--root", "r", "--fusion-weight", "2"], "--fusion-weight"),
+    (["evaluate", "m.keras", "--dataset", "market1501", "--root", "r", "--protocol", "x"], "--protocol"),
+    (["export", "m.keras", "--out", "o", "--modes", "int4"], "--modes"),
+    (["export", "m.keras", "--out", "o", "--calibration-count", "0"], "--calibration-count"),
+    (["report", "r", "--top", "-1"], "--top"),
+    (["synth", "--out", "o", "--video-frames", "0"], "--video-frames"),
+    (["train", "--epochs", "ten"], "--epochs"),
+]
+
+
+def test_every_user_error_is_one_line_with_exit_status_2(files, capsys):
+    failures = []
+    for argv, words in cases(files):
+        code = main(argv)
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("WARNING", "Skipping"))]
+        command = f"msreid {argv[0]}: error: "
+        ok = code == 2 and len(lines) == 1 and lines[0].startswith(command) and all(w in lines[0] for w in words)
+        if not ok or "Traceback" in err:
+            failures.append(f"{argv} -> {code}: {err[-600:]}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("argv,flag", ARGPARSE_CASES)
+def test_a_bad_flag_value_is_refused_by_the_parser(argv, flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and flag in errors[0] and "Traceback" not in err
+
+
+def test_rerun_with_options_that_cannot_resume_changes_nothing(files, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    config = TrainConfig(dataset="market1501", root=str(files["root"]), out_dir=str(run), levels=("high",))
+    config.save(run / "config.yaml")
+    (run / "checkpoint").mkdir()
+    before = (run / "config.yaml").read_bytes()
+    code = main(["train", "--config", str(run / "config.yaml"), "--levels", "low", "high"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "holds a run with other options (levels ('high',) there, ('low', 'high') here)" in err
+    assert f"msreid train --config {run / 'config.yaml'}" in err
+    assert (run / "config.yaml").read_bytes() == before
+    assert sorted(path.name for path in run.iterdir()) == ["checkpoint", "config.yaml"]
+
+
+def test_a_corrupt_query_among_good_ones_is_reported_and_skipped(files, tmp_path, capsys, caplog):
+    good = sorted(str(path) for path in (files["root"] / "query").iterdir())[:2]
+    argv = ["search", "--query", good[0], str(files["base"] / "corrupt.jpg"), good[1], "--store", str(tmp_path / "s"),
+            "--model", str(files["model"]), "--gallery", str(files["root"] / "query"), "--top", "3"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "Skipping" in caplog.text and "corrupt.jpg" in caplog.text and "Traceback" not in captured.err
+    assert [line.split(" ", 1)[1] for line in captured.out.splitlines() if line.startswith("query ")] == good
+    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["count"] == len(
+        list((files["root"] / "query").iterdir()))
+
+
+def test_bugs_keep_their_traceback(monkeypatch):
+    """Only user errors are turned into one line: a programming error must stay visible."""
+    import keras_msreid.cli.datasets as datasets_command
+
+    def broken(args):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(datasets_command, "run", broken)
+    with pytest.raises(KeyError):
+        main(["datasets", "market1501", str(pathlib.Path("."))])

@@ -71,3 +71,39 @@ def test_config_yaml_round_trip_and_unknown_keys(tmp_path):
         TrainConfig.load(tmp_path / "bad.yaml")
     with pytest.raises(ValueError, match="strategy must be default, mirrored or multi_worker"):
         TrainConfig(strategy="tpu")
+
+
+class _Diverge(keras.callbacks.Callback):
+    """Turns one weight to NaN after a step, as an exploding gradient would."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
+            weight = self.model.trainable_weights[0]
+            weight.assign(weight * float("nan"))
+
+
+def test_a_diverged_run_never_replaces_a_finite_model(tiny_dataset, tmp_path):
+    from keras_msreid.errors import UserError
+    from keras_msreid.training.trainer import train
+    from training_job import tiny_config
+
+    config = tiny_config(str(tiny_dataset), str(tmp_path / "run"))
+    config.epochs, config.final_evaluation = 1, False
+    train(config, verbose=0)
+    model_bytes = (tmp_path / "run" / "model.keras").read_bytes()
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert state["global_step"] == 4
+
+    config.epochs = 3  # continue the finished run, and let it blow up in its second epoch
+    with pytest.raises(UserError, match=r"training diverged .*model.keras was not written \(the previous one is kept\); "
+                                        r"the last finite checkpoint is step 6"):
+        train(config, extra_callbacks=[_Diverge(step=6)], verbose=0)
+    assert (tmp_path / "run" / "model.keras").read_bytes() == model_bytes
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert state["global_step"] == 6  # step 6's checkpoint was taken before the NaN weights; none after
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    assert all(np.isfinite(w.numpy()).all() for w in model.weights)

@@ -5,7 +5,9 @@ import math
 import pathlib
 
 import keras
+import numpy as np
 
+from keras_msreid.errors import UserError
 from keras_msreid.utils.atomic import atomic_path, atomic_write_text
 
 STATE_FILE = "state.json"
@@ -16,10 +18,13 @@ def load_state(directory):
     path = pathlib.Path(directory) / STATE_FILE
     if not path.exists():
         return None
-    state = json.loads(path.read_text())
-    weights = pathlib.Path(directory) / state["weights"]
+    try:
+        state = json.loads(path.read_text())
+        weights = pathlib.Path(directory) / state["weights"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise UserError(f"{path} is damaged ({error}); it is written atomically, so something else changed it") from None
     if not weights.exists():
-        raise FileNotFoundError(f"{path} points at {weights}, which is missing")
+        raise UserError(f"{path} points at {weights}, which is missing")
     state["weights_path"] = str(weights)
     return state
 
@@ -55,7 +60,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         return int(self.model.optimizer.iterations.numpy())
 
     def _save(self, logs):
+        # A diverged step can leave finite logs (computed before the update) over NaN weights.
         if logs and not all(math.isfinite(float(v)) for k, v in logs.items() if k.endswith("loss")):
+            return
+        if not weights_are_finite(self.model):
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         step = self._step()
@@ -70,6 +78,11 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                 old.unlink()
 
 
+def weights_are_finite(model):
+    """Whether every weight of `model` is finite (false after a step that diverged)."""
+    return all(np.all(np.isfinite(keras.ops.convert_to_numpy(weight.value))) for weight in model.weights)
+
+
 def restore(model, directory):
     """Loads the last checkpoint into a built, compiled model; returns its global step (0 if none)."""
     state = load_state(directory)
@@ -77,5 +90,10 @@ def restore(model, directory):
         return 0
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    model.load_weights(state["weights_path"])
+    try:
+        model.load_weights(state["weights_path"])
+    except (ValueError, KeyError, OSError) as error:
+        reason = " ".join(str(error).split())[:300]
+        raise UserError(f"checkpoint {state['weights_path']} does not fit this model ({reason}): "
+                        f"resume with the run's own config.yaml, or give a new --out") from None
     return int(state["global_step"])

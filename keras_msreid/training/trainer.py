@@ -1,8 +1,11 @@
 """`train(config)`: the whole training job the `msreid train` command runs."""
 
+import contextlib
+import dataclasses
 import json
 import logging
 import pathlib
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -10,12 +13,22 @@ import tensorflow as tf
 from keras_msreid.data.augment import AugmentConfig
 from keras_msreid.data.pipeline import make_train_dataset, steps_per_epoch
 from keras_msreid.datasets import build_dataset
+from keras_msreid.errors import UserError
 from keras_msreid.models import MSReID
-from keras_msreid.training.checkpoint import ResumableCheckpoint, restore
+from keras_msreid.training.checkpoint import ResumableCheckpoint, load_state, restore, weights_are_finite
+from keras_msreid.training.config import TrainConfig
 from keras_msreid.training.evaluation_callback import ReIDEvaluation
 from keras_msreid.utils.atomic import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
+
+# Options a resumed run may change: they alter neither the model, nor the data
+# order, nor the optimizer's state (a lower learning rate is the cure for a
+# diverged run; more epochs continue a finished one).
+RESUMABLE_CHANGES = frozenset({
+    "root", "out_dir", "epochs", "learning_rate", "eval_every", "final_evaluation", "protocol",
+    "checkpoint_every_steps", "check_files", "cache_decoded", "strategy", "jit_compile",
+})
 
 
 def make_strategy(name):
@@ -23,8 +36,64 @@ def make_strategy(name):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+
+        class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3's `fit` misuses `reduce` under this strategy in two ways
+            # (keras-team/keras#20585); both stopped the first step:
+            # - it first reduces a whole (images, labels) batch to build the model,
+            #   but this strategy reduces one value, not a tuple ("Attempt to convert
+            #   a value (PerReplica...)"): reduce each part in turn;
+            # - it averages each step's scalar logs with `axis=0` ("Invalid reduction
+            #   dimension 0 for input with 0 dimensions"): average a scalar over the
+            #   replicas (axis=None), as Keras does under MirroredStrategy.
+            # Every worker runs the same collectives in the same order.
+            def reduce(self, reduce_op, value, axis):
+                base = super(MultiWorkerMirroredStrategy, self).reduce
+
+                def one(part):
+                    local = part.values[0] if isinstance(part, tf.distribute.DistributedValues) else part
+                    return base(reduce_op, part, None if tf.convert_to_tensor(local).shape.rank == 0 else axis)
+
+                return tf.nest.map_structure(one, value)
+
+        return MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    """Whether this process writes the run folder: always, except on the non-chief workers of a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not cluster:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and int(resolver.task_id) == 0 and "chief" not in cluster
+
+
+def check_run_folder(config):
+    """Refuses an `out_dir` that `config` cannot resume or start in; changes nothing on disk.
+
+    An empty or missing folder starts a run. A folder with a `config.yaml` resumes
+    only when the options there match `config` (apart from `RESUMABLE_CHANGES`);
+    a non-empty folder without one is not a run folder and is never written into.
+    """
+    run = pathlib.Path(config.out_dir)
+    if run.exists() and not run.is_dir():
+        raise UserError(f"--out {run} is a file, not a run folder")
+    if not run.is_dir() or not any(run.iterdir()):
+        return
+    saved_path = run / "config.yaml"
+    if not saved_path.is_file():
+        raise UserError(f"--out {run} is not empty and has no config.yaml, so it is not a run folder of "
+                        "msreid train: give a new or empty folder")
+    saved = TrainConfig.load(saved_path)
+    changed = [field.name for field in dataclasses.fields(TrainConfig)
+               if field.name not in RESUMABLE_CHANGES and getattr(saved, field.name) != getattr(config, field.name)]
+    if changed:
+        details = "; ".join(f"{name} {getattr(saved, name)!r} there, {getattr(config, name)!r} here" for name in changed)
+        raise UserError(f"--out {run} holds a run with other options ({details}); resume it with "
+                        f"`msreid train --config {saved_path}`, or give a new --out")
 
 
 def build_model(config, num_classes):
@@ -70,8 +139,7 @@ def train(config, extra_callbacks=(), verbose="auto"):
     checkpoint with the same data order, so the result is the same as without the kill.
     """
     run = pathlib.Path(config.out_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    config.save(run / "config.yaml")
+    check_run_folder(config)
     keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -82,6 +150,7 @@ def train(config, extra_callbacks=(), verbose="auto"):
     steps = config.steps_per_epoch or steps_per_epoch(dataset.train, config.p, config.k)
 
     strategy = make_strategy(config.strategy)
+    chief = is_chief(strategy)
     with strategy.scope():
         model = build_model(config, dataset.num_train_pids)
         model.build()
@@ -89,18 +158,49 @@ def train(config, extra_callbacks=(), verbose="auto"):
         start = restore(model, run / "checkpoint")
     if start:
         log.info("resuming from step %d (epoch %d)", start, start // steps + 1)
+    # Everything that can refuse the run has run: only now is the folder written.
+    if chief:
+        config.save(run / "config.yaml")
 
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
-        ResumableCheckpoint(run / "checkpoint", config.checkpoint_every_steps),
-    ]
-    if config.eval_every:
-        callbacks.append(ReIDEvaluation(dataset, config.eval_every, config.protocol))
-    callbacks += [
-        keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run / "logs"), update_freq="epoch"),
-        *extra_callbacks,
-    ]
+    with contextlib.ExitStack() as stack:
+        # A worker that is not the chief logs to a private folder that vanishes with it.
+        logs = run if chief else pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msreid_worker_")))
+        callbacks = [keras.callbacks.TerminateOnNaN()]
+        if chief:
+            callbacks.append(ResumableCheckpoint(run / "checkpoint", config.checkpoint_every_steps))
+        if config.eval_every:
+            callbacks.append(ReIDEvaluation(dataset, config.eval_every, config.protocol))
+        callbacks += [
+            keras.callbacks.CSVLogger(str(logs / "history.csv"), append=True),
+            keras.callbacks.TensorBoard(str(logs / "logs"), update_freq="epoch"),
+            *extra_callbacks,
+        ]
+        _fit(model, config, dataset, steps, start, callbacks, verbose)
+
+    if not weights_are_finite(model):
+        state = load_state(run / "checkpoint")
+        kept = " (the previous one is kept)" if (run / "model.keras").exists() else ""
+        last = f"the last finite checkpoint is step {state['global_step']}" if state else "no checkpoint was written"
+        raise UserError(f"training diverged (a loss became NaN or inf at step "
+                        f"{int(model.optimizer.iterations.numpy())}): {run / 'model.keras'} was not written{kept}; "
+                        f"{last}: resume with a lower --learning-rate")
+    if not chief:
+        return model, {}
+    with atomic_path(run / "model.keras") as temporary:
+        model.save(temporary)
+
+    metrics = {}
+    if config.final_evaluation and dataset.query and dataset.gallery:
+        from keras_msreid.retrieval.evaluate import evaluate_model
+
+        log.info("final evaluation: %d queries x %d gallery images", len(dataset.query), len(dataset.gallery))
+        metrics = evaluate_model(model, dataset, protocol=config.protocol, progress=True)
+        atomic_write_text(run / "metrics.json", json.dumps(metrics, indent=2))
+    return model, metrics
+
+
+def _fit(model, config, dataset, steps, start, callbacks, verbose):
+    """Fits from global step `start` to the last epoch, finishing an interrupted epoch first."""
 
     def stream(first_step):
         return make_train_dataset(
@@ -123,14 +223,3 @@ def train(config, extra_callbacks=(), verbose="auto"):
     if epoch < config.epochs and not model.stop_training:
         model.fit(stream(epoch * steps), initial_epoch=epoch, epochs=config.epochs,
                   steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
-    with atomic_path(run / "model.keras") as temporary:
-        model.save(temporary)
-
-    metrics = {}
-    if config.final_evaluation and dataset.query and dataset.gallery:
-        from keras_msreid.retrieval.evaluate import evaluate_model
-
-        log.info("final evaluation: %d queries x %d gallery images", len(dataset.query), len(dataset.gallery))
-        metrics = evaluate_model(model, dataset, protocol=config.protocol, progress=True)
-        atomic_write_text(run / "metrics.json", json.dumps(metrics, indent=2))
-    return model, metrics

@@ -17,17 +17,20 @@ Only TFLITE_BUILTINS are allowed. When a builtins-only conversion fails, the
 model is converted again with Flex and custom ops allowed and its op list read
 (`export.op_check`), so the `UnsupportedOpsError` names every offending op.
 Files are written only after every conversion succeeded, each atomically
-(temporary file + `os.replace`), `metadata.json` last; an old `metadata.json` is
-removed first, so a failure never leaves metadata pointing at missing or
-mismatched files.
+(temporary file + `os.replace`) under a name that carries its content's hash
+(`extractor_int8-<sha256[:12]>.tflite`), so no new file ever replaces an old one.
+`metadata.json` is replaced last, which is the commit: killed or failed at any
+moment, the folder holds the previous complete export, still usable, or the new
+one. Only then are the files the previous metadata named (and the new one does
+not) removed; nothing else in the folder is touched.
 
 Example:
 
 >>> metadata = export_model("model.keras", "exported", modes=("float32", "int8"),
 ...                         calibration_images=train_images, calibration_ids=train_ids,
 ...                         threshold_images=val_images, threshold_ids=val_ids)
->>> metadata["models"]["int8"]["extractor"]["file"]
-'extractor_int8.tflite'
+>>> metadata["models"]["int8"]["extractor"]["file"]   # role, mode and the first 12 hex digits of its sha256
+'extractor_int8-....tflite'
 """
 
 import contextlib
@@ -43,11 +46,12 @@ import numpy as np
 import tensorflow as tf
 
 from export import threshold as threshold_lib
-from keras_msreid.utils.atomic import atomic_write_bytes
-from keras_msreid.utils.file_hash import sha256_of_file
 from export.float_ops import pooled_head_nodes, stn_interpolation_nodes
 from export.op_check import UnsupportedOpsError, check_builtin_ops, list_ops
 from export.runtime import FORMAT_VERSION, METADATA_NAME, SIGNATURE_KEY, LiteRTModel
+from keras_msreid.errors import UserError
+from keras_msreid.utils.atomic import atomic_write_bytes
+from keras_msreid.utils.file_hash import sha256_of_file
 
 MODES = ("float32", "float16", "dynamic", "int8")
 INPUT_TYPES = ("uint8", "int8")
@@ -135,9 +139,9 @@ def convert_keras_model(
     """
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
-        raise ValueError(f"unknown export modes {unknown}; choose from {list(MODES)}")
+        raise UserError(f"unknown export modes {unknown}; choose from {list(MODES)}")
     if input_type not in INPUT_TYPES:
-        raise ValueError(f"input_type must be one of {INPUT_TYPES}, got {input_type!r}")
+        raise UserError(f"input_type must be one of {INPUT_TYPES}, got {input_type!r}")
     if "int8" in modes and not representative_inputs:
         raise ValueError(f"int8 export of the {what} needs calibration images (representative inputs)")
     quantized_input = tf.int8 if isinstance(model.input, dict) else getattr(tf, input_type)
@@ -270,13 +274,10 @@ def _smoke_test(model_bytes, inputs, what):
 def _load(model_or_path):
     if isinstance(model_or_path, keras.Model):
         return model_or_path, {"path": None, "sha256": None}
-    path = os.path.abspath(os.fspath(model_or_path))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file not found: {path}")
-    import keras_msreid.models  # noqa: F401  (registers the classes for safe loading)
+    from keras_msreid.models import load_model
 
-    model = keras.saving.load_model(path, safe_mode=True)
-    return model, {"path": path, "sha256": sha256_of_file(path)}
+    path = os.path.abspath(os.fspath(model_or_path))
+    return load_model(path), {"path": path, "sha256": sha256_of_file(path)}
 
 
 def export_model(
@@ -313,9 +314,9 @@ def export_model(
     model, source = _load(model_or_path)
     modes = list(dict.fromkeys(modes))
     if not modes:
-        raise ValueError("give at least one export mode")
+        raise UserError("give at least one export mode")
     if threshold_images is not None and threshold_ids is None:
-        raise ValueError("threshold_images need threshold_ids")
+        raise UserError("threshold_images need threshold_ids")
     image_size = tuple(model.image_size)
     extractor = model.extractor()
     names = model.scorer_feature_names
@@ -324,7 +325,7 @@ def export_model(
     if calibration_images is not None:
         calibration_images = np.asarray(calibration_images, np.float32)
         if calibration_images.ndim != 4 or calibration_images.shape[1:] != image_size + (3,):
-            raise ValueError(
+            raise UserError(
                 f"calibration_images must be (N, {image_size[0]}, {image_size[1]}, 3), got {calibration_images.shape}"
             )
         pinned = _pin_pixel_range(calibration_images)
@@ -367,9 +368,10 @@ def export_model(
     for role, per_mode in converted.items():
         for mode, model_bytes in per_mode.items():
             inputs, outputs = _smoke_test(model_bytes, smoke_inputs[role], f"the {mode} {role}")
+            digest = hashlib.sha256(model_bytes).hexdigest()
             models[mode][role] = {
-                "file": f"{role}_{mode}.tflite",
-                "sha256": hashlib.sha256(model_bytes).hexdigest(),
+                "file": f"{role}_{mode}-{digest[:12]}.tflite",
+                "sha256": digest,
                 "bytes": len(model_bytes),
                 "inputs": inputs,
                 "outputs": outputs,
@@ -392,11 +394,46 @@ def export_model(
         "models": models,
     }
 
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / METADATA_NAME).unlink(missing_ok=True)
-    for role, per_mode in converted.items():
-        for mode, model_bytes in per_mode.items():
-            atomic_write_bytes(out_dir / models[mode][role]["file"], model_bytes)
-    atomic_write_bytes(out_dir / METADATA_NAME, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
+    write_export(out_dir, metadata, {
+        models[mode][role]["file"]: model_bytes for role, per_mode in converted.items() for mode, model_bytes in per_mode.items()
+    })
     return metadata
+
+
+def write_export(out_dir, metadata, files):
+    """Writes `files` (name -> bytes), then `metadata.json` (the commit), then drops the previous export's files.
+
+    A file already there under its content-hashed name is kept as it is. A
+    `metadata.json` that is not an export's is refused before anything is written.
+    """
+    out_dir = pathlib.Path(out_dir)
+    previous = _previous_files(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        path = out_dir / name
+        if path.exists() and sha256_of_file(path) == hashlib.sha256(data).hexdigest():
+            continue
+        if path.exists():
+            raise UserError(f"{path} exists and is not the file this export names: move it away")
+        atomic_write_bytes(path, data)
+    atomic_write_bytes(out_dir / METADATA_NAME, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
+    for name, digest in previous.items():
+        path = out_dir / name
+        if name not in files and path.is_file() and sha256_of_file(path) == digest:
+            path.unlink()
+
+
+def _previous_files(out_dir):
+    """Name -> sha256 of the model files the export already in `out_dir` names ({} if there is none)."""
+    path = out_dir / METADATA_NAME
+    if not path.exists():
+        return {}
+    try:
+        metadata = json.loads(path.read_text())
+        entries = [entry for per_mode in metadata["models"].values() for entry in per_mode.values()]
+        previous = {entry["file"]: entry["sha256"] for entry in entries}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UserError(f"{path} is not the metadata of an msreid export ({type(error).__name__}: {error}): "
+                        "export into another folder") from None
+    # Only plain names inside the folder: a metadata file must not make the export remove anything else.
+    return {name: digest for name, digest in previous.items() if pathlib.Path(name).name == name}

@@ -72,6 +72,11 @@ def exported(model_path, dataset_root, tmp_path_factory):
     return {"dir": out, "report": json.loads(report.read_text()), "printed": printed.getvalue()}
 
 
+def model_file(export_dir, role, mode):
+    """The path of an export's `role` model in `mode`, as its metadata names it."""
+    return export_dir / load_metadata(export_dir)["models"][mode][role]["file"]
+
+
 @pytest.fixture(scope="module")
 def keras_model(model_path):
     return keras.saving.load_model(model_path, safe_mode=True)
@@ -115,7 +120,8 @@ def test_metadata_round_trips_and_names_every_tensor(exported, model_path, keras
         extractor, scorer = models["extractor"], models["scorer"]
         for entry in (extractor, scorer):
             assert entry["sha256"] == sha256_of_file(exported["dir"] / entry["file"])
-        assert extractor["file"] == f"extractor_{mode}.tflite"
+        assert extractor["file"] == f"extractor_{mode}-{extractor['sha256'][:12]}.tflite"
+        assert scorer["file"] == f"scorer_{mode}-{scorer['sha256'][:12]}.tflite"
         assert [t["name"] for t in extractor["inputs"]] == ["images"]
         assert extractor["inputs"][0]["shape"] == [-1, 64, 32, 3]
         assert {t["name"] for t in extractor["outputs"]} == {"embedding"} | {
@@ -194,10 +200,10 @@ def test_int8_keeps_the_stn_weights_and_the_heads_in_float(exported):
         ("extractor", lambda graph: pooled_head_nodes(graph, "embedding"), "embedding_head"),
         ("scorer", lambda graph: pooled_head_nodes(graph, "score"), "fusion"),
     ):
-        nodes = find((exported["dir"] / f"{role}_float32.tflite").read_bytes())
+        nodes = find(model_file(exported["dir"], role, "float32").read_bytes())
         assert nodes and any(part in name for name in nodes)
         assert not any("trunk" in name or "similarity_1/projection" in name for name in nodes)
-        int8 = Interpreter(model_path=str(exported["dir"] / f"{role}_int8.tflite"))
+        int8 = Interpreter(model_path=str(model_file(exported["dir"], role, "int8")))
         dtypes = {t["name"]: t["dtype"] for t in int8.get_tensor_details()}
         kept = [name for name in nodes if name in dtypes]
         assert kept and all(dtypes[name] == np.float32 for name in kept), role
@@ -206,7 +212,7 @@ def test_int8_keeps_the_stn_weights_and_the_heads_in_float(exported):
         convolutions = [op for op in int8._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
         assert convolutions and all(details[op["outputs"][0]]["dtype"] == np.int8 for op in convolutions)
     with pytest.raises(ValueError, match="the model has no output named 'scores'"):
-        pooled_head_nodes((exported["dir"] / "scorer_float32.tflite").read_bytes(), "scores")
+        pooled_head_nodes(model_file(exported["dir"], "scorer", "float32").read_bytes(), "scores")
 
 
 def test_validation_report_compares_every_mode_with_keras(exported):
@@ -274,11 +280,11 @@ def test_score_pairs_one_query_with_every_gallery_image(exported, test_images):
 
 
 def test_runtime_names_missing_and_unknown_inputs(exported):
-    scorer = LiteRTModel(str(exported["dir"] / "scorer_float32.tflite"))
+    scorer = LiteRTModel(str(model_file(exported["dir"], "scorer", "float32")))
     with pytest.raises(ValueError, match=r"missing \['a_high_map'.*unknown \['a_map'\]"):
         scorer(a_map=np.zeros((1, 2)))
     with pytest.raises(TypeError, match="input 'images' must be uint8, got float32"):
-        LiteRTModel(str(exported["dir"] / "extractor_int8.tflite")).run_quantized(
+        LiteRTModel(str(model_file(exported["dir"], "extractor", "int8"))).run_quantized(
             images=np.zeros((1,) + IMAGE_SIZE + (3,), np.float32)
         )
 
@@ -286,9 +292,9 @@ def test_runtime_names_missing_and_unknown_inputs(exported):
 def test_changed_model_file_is_refused(exported, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(exported["dir"], copy)
-    with open(copy / "scorer_float32.tflite", "ab") as f:
+    with open(model_file(copy, "scorer", "float32"), "ab") as f:
         f.write(b"\0")
-    with pytest.raises(ValueError, match="scorer_float32.tflite does not match the sha256 in metadata.json"):
+    with pytest.raises(ValueError, match=r"scorer_float32-[0-9a-f]{12}.tflite does not match the sha256 in metadata.json"):
         ExportedReID(copy, "float32")
     with pytest.raises(ValueError, match=r"mode 'int4' is not in this export; exported: \['dynamic', 'float16'"):
         ExportedReID(copy, "int4")
@@ -316,31 +322,62 @@ def test_a_failed_conversion_leaves_the_old_export_untouched(exported, keras_mod
     assert _snapshot(out) == before
 
 
-def test_a_failed_write_leaves_no_metadata_and_no_partial_file(exported, keras_model, tmp_path, monkeypatch):
-    out = tmp_path / "out"
-    shutil.copytree(exported["dir"], out)
-    # Skip the (slow) conversion: hand back the float32 files of the fixture.
+def _float32_only(exported, monkeypatch, source_mode="float32"):
+    """Skips the (slow) conversion: the float32 "conversion" hands back the fixture's `source_mode` files."""
     monkeypatch.setattr(
         export.convert,
         "convert_keras_model",
-        lambda model, modes, *args, what, **kwargs: {"float32": (exported["dir"] / f"{what}_float32.tflite").read_bytes()},
+        lambda model, modes, *args, what, **kwargs: {"float32": model_file(exported["dir"], what, source_mode).read_bytes()},
     )
+
+
+def test_a_failed_write_leaves_the_old_export_usable(exported, keras_model, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    shutil.copytree(exported["dir"], out)
+    before = _snapshot(out)
+    # New bytes for every file (the float16 models stand in for a retrained model's float32 ones).
+    _float32_only(exported, monkeypatch, source_mode="float16")
     written = []
+    real_write = export.convert.atomic_write_bytes
 
     def write_then_fail(path, data):
         if written:
             raise OSError("simulated disk full")
-        atomic_write_bytes(path, data)
+        real_write(path, data)
         written.append(path.name)
 
     monkeypatch.setattr(export.convert, "atomic_write_bytes", write_then_fail)
     with pytest.raises(OSError, match="simulated disk full"):
         export_model(keras_model, out, modes=["float32"])
-    # The old metadata went first, so nothing describes the mixed files left.
-    assert "metadata.json" not in os.listdir(out)
-    assert written == ["extractor_float32.tflite"]
-    assert (out / written[0]).read_bytes() == (exported["dir"] / written[0]).read_bytes()
+    # The old metadata and every file it names are untouched: the old export still loads and verifies.
+    assert {name: data for name, data in _snapshot(out).items() if name in before} == before
+    reid = ExportedReID(out, "float32")
+    assert reid.metadata == load_metadata(exported["dir"])
+    assert written and written[0] not in before and written[0].startswith("extractor_float32-")
     assert not [name for name in os.listdir(out) if ".partial" in name]
+
+
+def test_a_new_export_replaces_only_the_files_the_old_one_named(exported, keras_model, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    shutil.copytree(exported["dir"], out)
+    old_files = {entry["file"] for models in load_metadata(out)["models"].values() for entry in models.values()}
+    (out / "README.txt").write_text("the user's")
+    _float32_only(exported, monkeypatch)
+    metadata = export_model(keras_model, out, modes=["float32"])
+    new_files = {entry["file"] for entry in metadata["models"]["float32"].values()}
+    assert sorted(os.listdir(out)) == sorted(new_files | {"metadata.json", "README.txt"})
+    assert new_files <= old_files  # the same float32 bytes keep their content-hashed names
+    ExportedReID(out, "float32")
+
+
+def test_a_foreign_metadata_file_is_refused_before_writing(keras_model, exported, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "metadata.json").write_text('{"camera": "front door"}')
+    _float32_only(exported, monkeypatch)
+    with pytest.raises(ValueError, match=r"metadata.json is not the metadata of an msreid export"):
+        export_model(keras_model, out, modes=["float32"])
+    assert os.listdir(out) == ["metadata.json"]
 
 
 def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path):

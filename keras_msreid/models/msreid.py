@@ -11,7 +11,7 @@ from keras_msreid.layers.embedding_head import EmbeddingHead
 from keras_msreid.layers.similarity_fusion import SimilarityFusion
 from keras_msreid.layers.unit_norm import unit_normalize
 from keras_msreid.losses.masked_mean import masked_mean
-from keras_msreid.models.trunk import LEVEL_STRIDES, build_trunk
+from keras_msreid.models.trunk import LEVEL_STRIDES, build_trunk, check_patch_fits
 from keras_msreid.training.pair_mining import mine_pairs
 
 # Where the two directions of a pair (A's patches over B, B's over A) meet: "maps"
@@ -87,6 +87,7 @@ class MSReID(keras.Model):
         self.levels = tuple(sorted(levels, key=LEVEL_STRIDES.get))
         self.parts = int(parts)
         self.patch_size = tuple(int(v) for v in patch_size)
+        check_patch_fits(self.image_size, self.patch_size, self.levels)
         self.widths = tuple(int(v) for v in widths)
         self.depths = tuple(int(v) for v in depths)
         self.similarity_channels = int(similarity_channels)

@@ -29,6 +29,24 @@ def _separable_block(x, filters, strides, name):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
+def check_image_size(image_size):
+    """Raises `UserError` unless `(height, width)` are positive multiples of the trunk's stride, 16."""
+    if image_size[0] % 16 or image_size[1] % 16:
+        raise UserError(f"image_size must be divisible by 16, got {tuple(image_size)}")
+    if min(image_size) < 16:
+        raise UserError(f"image_size must be at least 16 x 16, got {tuple(image_size)}")
+
+
+def check_patch_fits(image_size, patch_size, levels):
+    """Raises `UserError` unless the images fit the trunk and a `patch_size` patch fits every level's map."""
+    check_image_size(image_size)
+    for level in levels:
+        size = (image_size[0] // LEVEL_STRIDES[level], image_size[1] // LEVEL_STRIDES[level])
+        if patch_size[0] > size[0] or patch_size[1] > size[1]:
+            raise UserError(f"patch_size {tuple(patch_size)} does not fit the {level} level's {size[0]}x{size[1]} map "
+                            f"of {tuple(image_size)} images: use larger images or a smaller patch")
+
+
 def build_trunk(image_size=(160, 64), widths=(32, 64, 128, 256), depths=(2, 3, 3), name="trunk"):
     """Builds the trunk as a functional model.
 
@@ -42,9 +60,8 @@ def build_trunk(image_size=(160, 64), widths=(32, 64, 128, 256), depths=(2, 3, 3
     >>> {k: tuple(v.shape[1:]) for k, v in trunk.output.items()}
     {'low': (40, 16, 64), 'mid': (20, 8, 128), 'high': (10, 4, 256)}
     """
+    check_image_size(image_size)
     height, width = image_size
-    if height % 16 or width % 16:
-        raise UserError(f"image_size must be divisible by 16, got {tuple(image_size)}")
     if len(widths) != 4 or len(depths) != 3:
         raise UserError(f"widths needs 4 entries and depths 3, got {widths} and {depths}")
     images = keras.Input((height, width, 3), name="images")

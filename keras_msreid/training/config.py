@@ -70,6 +70,12 @@ class TrainConfig:
             problem = rule(value)
             if problem:
                 raise ConfigError(name, f"{problem}, got {value!r}")
+        from keras_msreid.models.trunk import check_patch_fits
+
+        try:
+            check_patch_fits(self.image_size, self.patch_size, self.levels)
+        except UserError as error:
+            raise ConfigError("patch_size", str(error).removeprefix(f"patch_size {self.patch_size} ")) from None
 
     def to_dict(self):
         values = dataclasses.asdict(self)

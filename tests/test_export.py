@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import TINY_MODEL
 import export.convert
 from keras_msreid.utils.atomic import atomic_write_bytes
 from keras_msreid.utils.file_hash import sha256_of_file
@@ -29,8 +30,6 @@ from keras_msreid.synthetic import write_market1501
 from ai_edge_litert import schema_py_generated as schema
 
 IMAGE_SIZE = (64, 32)
-SMALL = dict(image_size=IMAGE_SIZE, patch_size=(3, 2), widths=(8, 16, 16, 32), depths=(1, 1, 1),
-             similarity_channels=8, reduced_channels=8, fusion_channels=8, embedding_dim=16)
 BUILTIN_OPS = {name for name in vars(schema.BuiltinOperator) if not name.startswith("_")} - {"CUSTOM"}
 FEATURES = ["low_map", "low_patch", "mid_map", "mid_patch", "high_map", "high_patch"]
 
@@ -46,7 +45,7 @@ def dataset_root(tmp_path_factory):
 def model_path(dataset_root, tmp_path_factory):
     keras.utils.set_random_seed(0)
     dataset = build_dataset("market1501", dataset_root)
-    model = MSReID(num_classes=dataset.num_train_pids, parts=2, **SMALL)
+    model = MSReID(num_classes=dataset.num_train_pids, parts=2, **TINY_MODEL)
     # Eager steps: tracing the training graph would cost more than these steps.
     # Fewer than about a dozen leave the pair scores flat (std ~1e-4 around 0.5),
     # and int8 noise of that size made their correlation with Keras a coin toss.

@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import TINY_MODEL
 from keras_msreid.models import MSReID
 
-SMALL = dict(image_size=(64, 32), patch_size=(3, 2), widths=(8, 16, 16, 32), depths=(1, 1, 1), similarity_channels=8,
-             reduced_channels=8, fusion_channels=8, embedding_dim=16)
 
 
 def images(count, seed=0):
@@ -23,7 +22,7 @@ def pair_inputs(names, features_a, features_b):
 
 @pytest.fixture(scope="module")
 def model():
-    model = MSReID(num_classes=4, parts=2, **SMALL)
+    model = MSReID(num_classes=4, parts=2, **TINY_MODEL)
     model(images(2))
     # Non-trivial batch-norm statistics, so that inference differs from initialisation.
     for layer in model._flatten_layers():
@@ -64,7 +63,7 @@ def test_score_is_symmetric_and_both_correlation_forms_agree(model):
 
 @pytest.mark.parametrize("merge", ["maps", "logits"])
 def test_the_two_directions_meet_at_the_maps_or_at_the_logits(merge):
-    model = MSReID(merge_directions=merge, **SMALL)
+    model = MSReID(merge_directions=merge, **TINY_MODEL)
     features = model(images(4, seed=3))
     a = {name: value[:2] for name, value in features.items()}
     b = {name: value[2:] for name, value in features.items()}
@@ -83,12 +82,12 @@ def test_the_two_directions_meet_at_the_maps_or_at_the_logits(merge):
 
 
 def test_a_config_saved_before_merge_directions_keeps_its_logit_merge():
-    config = MSReID(**SMALL).get_config()
+    config = MSReID(**TINY_MODEL).get_config()
     assert config["merge_directions"] == "maps"
     del config["merge_directions"]
     assert MSReID.from_config(config).merge_directions == "logits"
     with pytest.raises(ValueError, match="merge_directions must be one of"):
-        MSReID(merge_directions="scores", **SMALL)
+        MSReID(merge_directions="scores", **TINY_MODEL)
 
 
 def test_save_and_load_in_safe_mode_keeps_outputs(model, tmp_path):
@@ -103,7 +102,7 @@ def test_save_and_load_in_safe_mode_keeps_outputs(model, tmp_path):
 
 def test_fit_lowers_the_loss_on_a_fixed_batch():
     keras.utils.set_random_seed(0)
-    model = MSReID(num_classes=4, levels=("low", "high"), **SMALL)
+    model = MSReID(num_classes=4, levels=("low", "high"), **TINY_MODEL)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), random_positives=0, random_negatives=0)
     x = images(16)
     y = np.repeat(np.arange(4), 4).astype("int32")
@@ -115,7 +114,7 @@ def test_fit_lowers_the_loss_on_a_fixed_batch():
 
 
 def test_a_loaded_model_is_compiled_as_it_was_saved(tmp_path):
-    model = MSReID(num_classes=4, levels=("high",), **SMALL)
+    model = MSReID(num_classes=4, levels=("high",), **TINY_MODEL)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss_weights={"ranking": 0.5}, hard_negatives=2,
                   random_negatives=0)
     x, y = images(8), np.repeat(np.arange(4), 2).astype("int32")
@@ -131,14 +130,14 @@ def test_a_loaded_model_is_compiled_as_it_was_saved(tmp_path):
 
 
 def test_embedding_only_model_has_no_scorer_and_bad_arguments_are_named():
-    model = MSReID(levels=(), **SMALL)
+    model = MSReID(levels=(), **TINY_MODEL)
     assert model.scorer_feature_names == []
     with pytest.raises(ValueError, match="no similarity levels"):
         model.scorer()
     with pytest.raises(ValueError, match=r"unknown levels \['top'\]"):
         MSReID(levels=("top",))
     with pytest.raises(ValueError, match=r"unknown loss_weights \['rank'\]"):
-        MSReID(**SMALL).compile(loss_weights={"rank": 1.0})
+        MSReID(**TINY_MODEL).compile(loss_weights={"rank": 1.0})
     with pytest.raises(ValueError, match=r"image_size must be divisible by 16, got \(60, 32\)"):
         MSReID(image_size=(60, 32))
 

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import TINY_MODEL
 from keras_msreid.cli import main
 from keras_msreid.data.pipeline import load_image
 from keras_msreid.datasets import build_dataset
@@ -16,8 +17,6 @@ from keras_msreid.synthetic import write_market1501
 from keras_msreid.training.config import TrainConfig
 from keras_msreid.utils.file_hash import sha256_of_file
 
-TINY = dict(image_size=(64, 32), patch_size=(3, 2), widths=(8, 16, 16, 32), depths=(1, 1, 1), similarity_channels=8,
-            reduced_channels=8, fusion_channels=8, embedding_dim=16)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,7 @@ def run_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
     TrainConfig(dataset="market1501", root=str(root), image_size=(64, 32), patch_size=(3, 2)).save(run / "config.yaml")
     keras.utils.set_random_seed(0)
-    model = MSReID(num_classes=4, **TINY)
+    model = MSReID(num_classes=4, **TINY_MODEL)
     model.build()
     model.save(run / "model.keras")
     return run, model

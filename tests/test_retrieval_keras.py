@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import TINY_MODEL
 from keras_msreid.data.pipeline import load_image
 from keras_msreid.datasets import build_dataset
 from keras_msreid.models import MSReID
@@ -12,8 +13,6 @@ from keras_msreid.retrieval.evaluate import RANKINGS, evaluate_model
 from keras_msreid.retrieval.extract import extract_features, keras_score_fn
 from keras_msreid.synthetic import write_market1501
 
-TINY = dict(image_size=(64, 32), patch_size=(3, 2), widths=(8, 16, 16, 32), depths=(1, 1, 1), similarity_channels=8,
-            reduced_channels=8, fusion_channels=8, embedding_dim=16)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,7 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(0)
-    model = MSReID(num_classes=4, **TINY)
+    model = MSReID(num_classes=4, **TINY_MODEL)
     model.build()
     return model
 
@@ -85,7 +84,7 @@ def test_evaluate_model_gives_three_sane_rankings_and_two_stage_agrees(model, da
 
 
 def test_embedding_only_model_gives_only_the_embedding_ranking(dataset):
-    model = MSReID(levels=(), **TINY)
+    model = MSReID(levels=(), **TINY_MODEL)
     results = evaluate_model(model, dataset, ranking="two-stage")
     assert list(results) == ["embedding"]
 

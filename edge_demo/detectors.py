@@ -22,6 +22,7 @@ Example:
 """
 
 import dataclasses
+import math
 
 import cv2
 import numpy as np
@@ -41,9 +42,15 @@ class Detection:
 
 
 def _check_min_score(min_score):
-    if min_score < 0:
-        raise ValueError(f"min_score must be >= 0, got {min_score}")
+    if not (math.isfinite(min_score) and min_score >= 0):
+        raise ValueError(f"min_score must be a finite number >= 0, got {min_score}")
     return float(min_score)
+
+
+def _check_min_height(min_height):
+    if not (math.isfinite(min_height) and min_height >= 0):
+        raise ValueError(f"min_height must be a finite number >= 0, got {min_height}")
+    return float(min_height)
 
 
 def _check_contained(contained):
@@ -100,13 +107,15 @@ class HOGDetector:
                  contained=0.8):
         if model not in HOG_MODELS:
             raise ValueError(f"unknown HOG model {model!r}; choose from {sorted(HOG_MODELS)}")
-        if resize <= 0:
-            raise ValueError(f"resize must be > 0, got {resize}")
+        if not (math.isfinite(resize) and resize > 0):
+            raise ValueError(f"resize must be a finite number > 0, got {resize}")
+        if not (math.isfinite(scale) and scale > 1):
+            raise ValueError(f"scale must be a finite number > 1, got {scale}")
         window, weights = HOG_MODELS[model]
         self.hog = cv2.HOGDescriptor(window, (16, 16), (8, 8), (8, 8), 9)
         self.hog.setSVMDetector(weights())
         self.min_score = _check_min_score(min_score)
-        self.min_height = float(min_height)
+        self.min_height = _check_min_height(min_height)
         self.resize = float(resize)
         self.scale = float(scale)
         self.stride = (int(stride), int(stride))
@@ -144,10 +153,16 @@ class TFLiteDetector:
         # Pixels go in as real values in [-1, 1] (the quantization maps them back to the
         # integers the model wants), except into an integer input without quantization.
         self.raw_pixels = np.dtype(details["dtype"]) != np.float32 and tensor_quantization(details) is None
+        if len(self.input_size) != 2 or min(self.input_size) < 1 or int(details["shape"][-1]) != 3:
+            raise ValueError(f"detector {path} must take one (1, height, width, 3) image, "
+                             f"takes {list(details['shape'])}")
         self.outputs = self._output_roles(path)
+        self._check_output_shapes(path)
+        if person_class < 0:
+            raise ValueError(f"person_class must be >= 0, got {person_class}")
         self.person_class = int(person_class)
         self.min_score = _check_min_score(min_score)
-        self.min_height = float(min_height)
+        self.min_height = _check_min_height(min_height)
         self.overlap = float(overlap)
         self.contained = _check_contained(contained)
 
@@ -167,11 +182,24 @@ class TFLiteDetector:
             roles = dict(zip(("boxes", "classes", "scores"), ordered))
         return roles
 
+    def _check_output_shapes(self, path, shapes=None):
+        """Boxes (1, N, 4), classes and scores (1, N): else this is not an SSD-style detector."""
+        if shapes is None:
+            shapes = {role: tuple(int(v) for v in self.model.output_details[name]["shape"])
+                      for role, name in self.outputs.items()}
+        count = int(np.prod(shapes["boxes"])) // 4 if shapes["boxes"] else 0
+        if (not shapes["boxes"] or shapes["boxes"][-1] != 4
+                or any(int(np.prod(shapes[role])) != count for role in ("classes", "scores"))):
+            raise ValueError(f"detector {path} is not an SSD-style detector: its outputs "
+                             f"{ {self.outputs[role]: list(shape) for role, shape in shapes.items()} } are not "
+                             f"boxes (1, N, 4), classes (1, N) and scores (1, N)")
+
     def __call__(self, frame):
         height, width = self.input_size
         rgb = cv2.cvtColor(cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
         image = rgb if self.raw_pixels else (rgb.astype(np.float32) - 127.5) / 127.5
         outputs = self.model(**{self.input_name: image[None]})
+        self._check_output_shapes(self.model.path, {role: outputs[name].shape for role, name in self.outputs.items()})
         boxes = outputs[self.outputs["boxes"]].reshape(-1, 4)
         classes = outputs[self.outputs["classes"]].reshape(-1)
         scores = outputs[self.outputs["scores"]].reshape(-1)

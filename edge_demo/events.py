@@ -30,8 +30,13 @@ class EventLog:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise FileNotFoundError(f"folder {directory} of event log {path} does not exist")
+        if os.path.isdir(path):
+            raise ValueError(f"event log {path} is a folder")
         self.path = path
-        self.file = open(path, "a", encoding="utf-8")
+        try:
+            self.file = open(path, "a", encoding="utf-8")
+        except OSError as error:
+            raise OSError(f"cannot append to event log {path}: {error.strerror}") from None
 
     def write_frame(self, events):
         if not events:

@@ -13,6 +13,11 @@ cache. Changes made by another process (`enroll`, `rename`, `forget` while the
 demo runs) are picked up at the start of the next transaction. A gallery
 remembers which model made its features and refuses another.
 
+`Gallery(path, readonly=True)` only reads (`list`): it never writes the file,
+and works on a write-protected file or folder. Other SQLite files (a text file,
+another program's database, a damaged one) are refused with a `GalleryError`
+naming the file, never altered.
+
 Example:
 
 >>> gallery = Gallery("people.sqlite", fingerprint=models.fingerprint)
@@ -29,6 +34,7 @@ import io
 import os
 import sqlite3
 import time
+import urllib.parse
 
 import numpy as np
 
@@ -52,7 +58,63 @@ CREATE TABLE IF NOT EXISTS samples (
 );
 CREATE INDEX IF NOT EXISTS samples_by_identity ON samples(identity);
 """
+_TABLES = ("identities", "meta", "samples")
 _FEATURE_CACHE_SIZE = 512
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class GalleryError(ValueError):
+    """The gallery file cannot be used: missing, not a gallery, damaged, read-only, locked."""
+
+
+def describe_sqlite_error(path, error):
+    """One line saying what an `sqlite3.Error` on gallery `path` means for the user."""
+    name = getattr(error, "sqlite_errorname", "") or ""  # Python >= 3.11
+    text = str(error)
+    if name.startswith("SQLITE_READONLY") or "readonly database" in text:
+        return (f"gallery {path} is read-only (the file or its folder is not writable), and this command writes to "
+                f"it: make it writable or use another --gallery")
+    if name == "SQLITE_NOTADB" or "not a database" in text:
+        return f"{path} is not a gallery database (not an SQLite file)"
+    if name.startswith("SQLITE_CORRUPT") or "malformed" in text:
+        return f"gallery {path} is damaged ({text}): restore a backup or use another --gallery"
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        if not os.path.exists(path):
+            return (f"cannot create gallery {path}: its folder {os.path.dirname(os.path.abspath(path))} "
+                    f"is not writable")
+        return f"cannot open gallery {path}: check that the file and its folder are readable (and writable to write)"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return f"gallery {path} is locked by another process (database is locked): try again when it is done"
+    if name == "SQLITE_FULL" or "disk is full" in text:
+        return f"cannot write gallery {path}: the disk is full"
+    return f"gallery {path}: {text}"
+
+
+def check_gallery_path(path, create=True):
+    """The checks `Gallery` makes before opening `path`, without opening it (for a command's early checks)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"folder {directory} of gallery {path} does not exist")
+    _check_file(os.fspath(path), create)
+
+
+def _check_file(path, create):
+    """Refuses, before SQLite touches it, a path that is a folder, unreadable, or not an SQLite file."""
+    if os.path.isdir(path):
+        raise GalleryError(f"gallery {path} is a folder, not a gallery file")
+    if not os.path.exists(path):
+        if not create:
+            raise GalleryError(f"gallery {path} does not exist")
+        return
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+    except OSError as error:
+        raise GalleryError(f"cannot read gallery {path}: {error.strerror}") from None
+    if not header and not create:
+        raise GalleryError(f"gallery {path} is an empty file (0 bytes), not a gallery database")
+    if header and header != _SQLITE_HEADER:
+        raise GalleryError(f"{path} is not a gallery database (not an SQLite file)")
 
 
 def array_to_npy(array):
@@ -89,37 +151,107 @@ class Gallery:
             open without a model (listing, renaming, forgetting).
         max_samples: samples kept per identity; the oldest automatic samples go
             first, enrolled ones only when nothing else is left.
+        readonly: only read (no fingerprint, no transactions); works where the
+            file or its folder is write-protected.
+        create: make the file if it is missing (else a missing or empty file is an error).
     """
 
-    def __init__(self, path, fingerprint=None, max_samples=20):
+    def __init__(self, path, fingerprint=None, max_samples=20, readonly=False, create=True):
         if max_samples < 1:
             raise ValueError(f"max_samples must be >= 1, got {max_samples}")
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise FileNotFoundError(f"folder {directory} of gallery {path} does not exist")
+        if readonly and fingerprint is not None:
+            raise ValueError("a read-only gallery takes no fingerprint (nothing is written)")
         self.path = os.fspath(path)
         self.max_samples = int(max_samples)
-        try:
-            self.connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-            self.connection.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.DatabaseError as error:
-            raise ValueError(f"{path} is not a gallery database: {error}") from None
-        self.connection.execute("PRAGMA synchronous=FULL")
-        self.connection.execute("PRAGMA foreign_keys=ON")
+        self.readonly = bool(readonly)
+        check_gallery_path(self.path, create=create and not readonly)
         self._depth = 0
         self._pending = []
         self._feature_cache = collections.OrderedDict()
+        self.connection = None
+        try:
+            if self.readonly:
+                self._open_readonly()
+            else:
+                self._open_writable(fingerprint)
+            self._load_index()
+        except sqlite3.Error as error:
+            self.close()
+            raise GalleryError(describe_sqlite_error(self.path, error)) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _uri(self, **query):
+        return f"file:{urllib.parse.quote(os.path.abspath(self.path))}?{urllib.parse.urlencode(query)}"
+
+    def _open_writable(self, fingerprint):
+        # SQLite itself may open a write-protected file and fail only at the first write (or, with
+        # -wal / -shm files left writable, not at all): ask the system first.
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.exists(self.path):
+            if not os.access(directory, os.W_OK):
+                raise GalleryError(f"cannot create gallery {self.path}: its folder {directory} is not writable")
+        elif not (os.access(self.path, os.W_OK) and os.access(directory, os.W_OK)):
+            raise GalleryError(describe_sqlite_error(self.path, sqlite3.OperationalError("readonly database")))
+        self.connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        self._check_schema(writable=True)
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA synchronous=FULL")
+        self.connection.execute("PRAGMA foreign_keys=ON")
         self._seen_version = self._data_version()
         with self.transaction():
-            version = self.connection.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise ValueError(f"gallery {path} has schema version {version}; this demo reads {SCHEMA_VERSION}")
-            for statement in _SCHEMA.strip().split(";\n"):
-                self.connection.execute(statement)
-            self.connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if not self._check_schema(writable=True):  # again, under the write lock
+                for statement in _SCHEMA.strip().split(";\n"):
+                    self.connection.execute(statement)
+                self.connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             if fingerprint is not None:
                 self._check_model(fingerprint)
-        self._load_index()
+
+    def _open_readonly(self):
+        """Reads without writing: `mode=ro`, or `immutable=1` where the folder is write-protected.
+
+        Where the file and its folder are writable it opens `mode=rw` with
+        `query_only`: no statement can write, and as the last connection it
+        tidies away the `-wal` / `-shm` files SQLite makes for any reader.
+        """
+        directory = os.path.dirname(os.path.abspath(self.path))
+        folder_writable = os.access(directory, os.W_OK)
+        if os.access(self.path, os.W_OK) and folder_writable:
+            attempts = [{"mode": "rw"}, {"mode": "ro"}]
+        else:
+            attempts = [{"mode": "ro"}]
+        if not folder_writable and not os.path.exists(self.path + "-wal"):
+            # A WAL reader needs a -shm file it cannot make here; and no writer can be at work
+            # (it would need a -wal file in this folder), so the file cannot change while we read.
+            attempts.append({"mode": "ro", "immutable": "1"})
+        for index, query in enumerate(attempts):
+            try:
+                self.connection = sqlite3.connect(self._uri(**query), uri=True, isolation_level=None, timeout=30.0)
+                self.connection.execute("PRAGMA query_only=ON")
+                self._check_schema(writable=False)
+                return
+            except sqlite3.OperationalError as error:
+                self.close()
+                name = getattr(error, "sqlite_errorname", "") or ""
+                retry = name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or "readonly" in str(error) \
+                    or "unable to open" in str(error)
+                if index + 1 == len(attempts) or not retry:
+                    raise
+
+    def _check_schema(self, writable):
+        """Refuses another program's database, or a gallery of a newer demo; True for a current gallery."""
+        tables = {row[0] for row in self.connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables.discard("sqlite_sequence")
+        if not tables and not writable:
+            raise GalleryError(f"gallery {self.path} is an empty database, not a gallery (no identities table)")
+        if tables and not set(_TABLES) <= tables:
+            raise GalleryError(f"{self.path} is an SQLite database but not a gallery (its tables: "
+                               f"{', '.join(sorted(tables))}): use another --gallery")
+        version = self.connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise GalleryError(f"gallery {self.path} has schema version {version}; this demo reads {SCHEMA_VERSION}")
+        return bool(tables) and version == SCHEMA_VERSION  # a current gallery: nothing to create
 
     def _check_model(self, fingerprint):
         row = self.connection.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
@@ -129,7 +261,8 @@ class Gallery:
                 f"gallery {self.path} holds features of another model ({row[0][:12]}...), not of this one "
                 f"({fingerprint[:12]}...): use another --gallery, or `forget --all` to empty it"
             )
-        self.connection.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (fingerprint,))
+        if row is None or row[0] != fingerprint:
+            self.connection.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (fingerprint,))
 
     def _data_version(self):
         return self.connection.execute("PRAGMA data_version").fetchone()[0]
@@ -154,19 +287,23 @@ class Gallery:
             finally:
                 self._depth -= 1
             return
+        if self.readonly:
+            raise GalleryError(f"gallery {self.path} was opened read-only")
         self.connection.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
             if self._data_version() != self._seen_version:  # another process wrote
                 self._load_index()
             yield
+            self.connection.execute("COMMIT")
         except BaseException:
-            self.connection.execute("ROLLBACK")
+            # COMMIT itself can fail (disk full, I/O error): then nothing of it is kept either.
+            if self.connection.in_transaction:
+                self.connection.execute("ROLLBACK")
             self._pending.clear()
             raise
         finally:
             self._depth = 0
-        self.connection.execute("COMMIT")
         # The in-memory index follows the database only once the changes are durable.
         for change in self._pending:
             change()
@@ -334,4 +471,6 @@ class Gallery:
         self._arrays = None
 
     def close(self):
-        self.connection.close()
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None

@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from edge_demo.native import first_line, native_stderr
+
 
 def load_interpreter_class():
     """The LiteRT `Interpreter` class: ai_edge_litert first, then tflite_runtime."""
@@ -74,14 +76,21 @@ class TFLiteModel:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"TFLite model {path} does not exist")
         interpreter_class = load_interpreter_class()
-        try:
-            self.interpreter = interpreter_class(model_path=os.fspath(path), num_threads=num_threads)
-        except ValueError as error:
-            raise ValueError(f"cannot load TFLite model {path}: {error}") from None
         self.path = os.fspath(path)
+        try:
+            # The runtime prints its own lines (the XNNPACK notice, flatbuffer errors) on descriptor 2.
+            with native_stderr() as printed:
+                self._load(interpreter_class, num_threads)
+        except (ValueError, RuntimeError) as error:
+            reason = " ".join(str(error).split()) or first_line(printed.text)
+            raise ValueError(f"cannot load TFLite model {path}: {reason}") from None
+
+    def _load(self, interpreter_class, num_threads):
+        self.interpreter = interpreter_class(model_path=self.path, num_threads=num_threads)
         signatures = self.interpreter.get_signature_list()
         if len(signatures) > 1:
-            raise ValueError(f"TFLite model {path} has several signatures {sorted(signatures)}; the demo runs one")
+            raise ValueError(f"it has several signatures {sorted(signatures)}; the demo runs one")
+        self.interpreter.allocate_tensors()
         if signatures:
             self.runner = self.interpreter.get_signature_runner(next(iter(signatures)))
             self.input_details = self.runner.get_input_details()
@@ -91,7 +100,6 @@ class TFLiteModel:
             self.input_details = {d["name"]: d for d in self.interpreter.get_input_details()}
             self.output_details = {d["name"]: d for d in self.interpreter.get_output_details()}
             self._shapes = {name: tuple(d["shape"]) for name, d in self.input_details.items()}
-            self.interpreter.allocate_tensors()
 
     @property
     def input_names(self):

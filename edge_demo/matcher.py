@@ -17,6 +17,7 @@ Example:
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -58,6 +59,8 @@ class Matcher:
         self.gallery = gallery
         self.shortlist = int(shortlist)
         self.threshold = models.match_threshold if threshold is None else float(threshold)
+        if not math.isfinite(self.threshold):
+            raise ValueError(f"threshold must be a finite number, got {threshold}")
 
     def match(self, query, exclude=()):
         """Best gallery identity for one crop's features (a dict of arrays with one row).

@@ -117,11 +117,13 @@ class MJPEGServer:
     """
 
     def __init__(self, port=8080, host="127.0.0.1", quality=80):
+        if not 0 <= int(port) <= 65535:
+            raise ValueError(f"MJPEG port must be between 0 and 65535, got {port}")
         self.hub = _FrameHub(int(quality))
         try:
             self.server = http.server.ThreadingHTTPServer((host, int(port)), _Handler)
         except OSError as error:
-            raise OSError(f"cannot serve MJPEG on {host}:{port}: {error.strerror}") from None
+            raise OSError(f"cannot serve MJPEG on {host}:{port}: {error.strerror or error}") from None
         self.server.daemon_threads = True
         self.server.hub = self.hub
         self.host, self.port = self.server.server_address[:2]

@@ -28,7 +28,7 @@ from edge_demo.crops import clip_box, crop_people
 from edge_demo.detectors import HOGDetector, TFLiteDetector
 from edge_demo.display import Window, display_available
 from edge_demo.events import EventLog
-from edge_demo.gallery import Gallery
+from edge_demo.gallery import Gallery, check_gallery_path
 from edge_demo.identifier import Identifier
 from edge_demo.matcher import Matcher
 from edge_demo.mjpeg import MJPEGServer
@@ -107,11 +107,15 @@ class _Outputs:
             else:
                 print("no display (or OpenCV without GUI): running headless", file=log)
         self.recorder = VideoRecorder(options.out_video, fps) if options.out_video else None
-        self.events = EventLog(options.events) if options.events else None
+        self.events = None  # opened by open_events, once everything else is known to work
         self.mjpeg = None
         if options.mjpeg_port is not None:
             self.mjpeg = MJPEGServer(options.mjpeg_port, options.mjpeg_host)
             print(f"MJPEG stream on {self.mjpeg.url}", file=log)
+
+    def open_events(self, options):
+        if options.events:
+            self.events = EventLog(options.events)
 
     @property
     def wants_frames(self):
@@ -141,14 +145,17 @@ def run(options, log=sys.stdout):
     if options.threads is not None:
         cv2.setNumThreads(options.threads)
     with contextlib.ExitStack() as resources:
+        # What only reads comes first, what creates files last: a mistake leaves no new gallery or log behind.
+        check_gallery_path(options.gallery)
         models = ReIDModels.load(options.model_dir, options.mode, num_threads=options.threads)
-        gallery = Gallery(options.gallery, fingerprint=models.fingerprint, max_samples=options.max_samples)
-        resources.callback(gallery.close)
         detector = make_detector(options)
         source = FrameSource(options.source)
         resources.callback(source.close)
-        outputs = _Outputs(options, source.fps or 10.0, log)
+        outputs = _Outputs(options, source.fps or 10.0, log)  # window, video, MJPEG: nothing written yet
         resources.callback(outputs.close)
+        gallery = Gallery(options.gallery, fingerprint=models.fingerprint, max_samples=options.max_samples)
+        resources.callback(gallery.close)
+        outputs.open_events(options)
         stop = _StopFlag()
         resources.callback(stop.restore)
         tracker = Tracker(min_similarity=options.track_similarity, max_missed=options.max_missed)

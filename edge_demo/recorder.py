@@ -29,6 +29,15 @@ class VideoRecorder:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise FileNotFoundError(f"folder {directory} of video output {path} does not exist")
+        if os.path.isdir(path):
+            raise ValueError(f"video output {path} is a folder")
+        # Find out now, not at the first frame, that the folder takes the temporary file.
+        try:
+            handle, probe = tempfile.mkstemp(suffix=extension, prefix=".partial-", dir=directory)
+        except OSError as error:
+            raise OSError(f"cannot write video output {path}: folder {directory}: {error.strerror}") from None
+        os.close(handle)
+        os.remove(probe)
         self.path = path
         self.fps = float(fps)
         self.extension = extension

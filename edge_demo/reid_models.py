@@ -16,6 +16,7 @@ Example:
 
 import hashlib
 import json
+import math
 import os
 
 import numpy as np
@@ -40,18 +41,36 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_size(value):
+    return (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value))
+
+
 def read_metadata(model_dir):
     """`metadata.json` of an export folder, checked for the fields the demo uses."""
+    if not os.path.isdir(model_dir):
+        what = "is a file, not a folder" if os.path.exists(model_dir) else "does not exist"
+        raise FileNotFoundError(f"model folder {model_dir} {what}: pass the folder `msreid export --out` wrote")
     path = os.path.join(model_dir, METADATA_NAME)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"no {METADATA_NAME} in model folder {model_dir}: export a model with `msreid export MODEL --out DIR`"
         )
-    with open(path) as f:
-        try:
+    try:
+        with open(path, encoding="utf-8") as f:
             metadata = json.load(f)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
+    except OSError as error:
+        raise OSError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not valid JSON (not UTF-8 text): the export is damaged; export again") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): the export is damaged; export again") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path} holds a JSON {type(metadata).__name__}, not the object `msreid export` writes")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{path} has format_version {metadata.get('format_version')!r}; this demo reads version {FORMAT_VERSION}"
@@ -63,7 +82,55 @@ def read_metadata(model_dir):
     expected_input = {"color": "RGB", "pixel_range": [0, 255], "layout": "NHWC"}
     if metadata.get("input", expected_input) != expected_input:
         raise ValueError(f"{path} describes input {metadata['input']}; the demo feeds {expected_input}")
+    problems = []
+    if not _is_size(metadata["image_size"]):
+        problems.append(f"image_size {metadata['image_size']!r} is not [height, width] in pixels")
+    dim = metadata["embedding_dim"]
+    if not (isinstance(dim, int) and not isinstance(dim, bool) and dim > 0):
+        problems.append(f"embedding_dim {dim!r} is not a positive integer")
+    names = metadata["scorer_feature_names"]
+    if not (isinstance(names, list) and all(isinstance(name, str) and name for name in names)):
+        problems.append(f"scorer_feature_names {names!r} is not a list of names")
+    if not _is_number(metadata["match_threshold"]):
+        problems.append(f"match_threshold {metadata['match_threshold']!r} is not a finite number")
+    models = metadata["models"]
+    if not (isinstance(models, dict) and models):
+        problems.append(f"models {models!r} is not an object of modes")
+    else:
+        for mode, entry in models.items():
+            roles = entry if isinstance(entry, dict) else {}
+            for role in ("extractor", "scorer"):
+                file_entry = roles.get(role)
+                if role == "scorer" and file_entry is None:
+                    continue
+                if not (isinstance(file_entry, dict) and isinstance(file_entry.get("file"), str)
+                        and file_entry["file"] and os.path.basename(file_entry["file"]) == file_entry["file"]
+                        and isinstance(file_entry.get("sha256", ""), (str, type(None)))):
+                    problems.append(f"models.{mode}.{role} {file_entry!r} is not {{\"file\": NAME, \"sha256\": HEX}}")
+    if problems:
+        raise ValueError(f"{path} is not a valid export: {'; '.join(problems)}")
     return metadata
+
+
+def model_fingerprint(model_dir, metadata, mode):
+    """What identifies the features of an export: its source model's sha256, else its extractor file's."""
+    # The source model names the features; an export without it falls back to its extractor file.
+    source = metadata.get("source_model")
+    fingerprint = source.get("sha256") if isinstance(source, dict) else None
+    if isinstance(fingerprint, str) and fingerprint:
+        return fingerprint
+    path = os.path.join(model_dir, metadata["models"][mode]["extractor"]["file"])
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"extractor model {path} named in {METADATA_NAME} does not exist")
+    return file_sha256(path)
+
+
+def check_mode(model_dir, metadata, mode):
+    if mode not in metadata["models"]:
+        raise ValueError(
+            f"mode {mode!r} is not in {os.path.join(model_dir, METADATA_NAME)}; "
+            f"exported modes: {', '.join(sorted(metadata['models']))}"
+        )
 
 
 class ReIDModels:
@@ -87,6 +154,14 @@ class ReIDModels:
         needed = {"embedding", *self.feature_names}
         if not needed <= set(extractor.output_names):
             raise ValueError(f"extractor {extractor.path} lacks outputs {sorted(needed - set(extractor.output_names))}")
+        images = extractor.input_details.get("images")
+        expected_images = (*self.image_size, 3)
+        if images is None or len(extractor.input_details) != 1:
+            raise ValueError(f"extractor {extractor.path} takes {extractor.input_names}, expected one input 'images'")
+        takes = tuple(int(v) for v in images["shape_signature"][1:])
+        if len(takes) != 3 or any(0 < have != want for have, want in zip(takes, expected_images)):
+            raise ValueError(f"extractor {extractor.path} takes images of {takes}, but {METADATA_NAME} says "
+                             f"image_size {list(self.image_size)}: the export is damaged or mixed; export again")
         expected_scorer = {f"{side}_{name}" for side in "ab" for name in self.feature_names}
         if (scorer is None) != (not self.feature_names):
             raise ValueError(f"metadata names scorer features {self.feature_names}, but the export "
@@ -98,27 +173,24 @@ class ReIDModels:
     def load(cls, model_dir, mode="int8", num_threads=None):
         """Loads `mode` ("float32", "float16", "dynamic" or "int8") from an export folder."""
         metadata = read_metadata(model_dir)
-        if mode not in metadata["models"]:
-            raise ValueError(
-                f"mode {mode!r} is not in {os.path.join(model_dir, METADATA_NAME)}; "
-                f"exported modes: {', '.join(sorted(metadata['models']))}"
-            )
+        check_mode(model_dir, metadata, mode)
         models = {"scorer": None}
         for role in ("extractor", "scorer"):
             entry = metadata["models"][mode].get(role)
             if entry is None:
-                if role == "extractor":
-                    raise ValueError(f"{METADATA_NAME} in {model_dir} names no extractor for mode {mode!r}")
                 continue
             path = os.path.join(model_dir, entry["file"])
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{role} model {path} named in {METADATA_NAME} does not exist")
-            if entry.get("sha256") and file_sha256(path) != entry["sha256"]:
+            try:
+                digest = file_sha256(path) if entry.get("sha256") else None
+            except OSError as error:
+                raise OSError(f"cannot read {role} model {path}: {error.strerror}") from None
+            if digest is not None and digest != entry["sha256"]:
                 raise ValueError(f"{path} does not match its sha256 in {METADATA_NAME}: the export is damaged "
                                  f"or mixed with another one; export again")
             models[role] = TFLiteModel(path, num_threads=num_threads)
-        # The source model names the features; an export without it falls back to its extractor file.
-        fingerprint = (metadata.get("source_model") or {}).get("sha256") or file_sha256(models["extractor"].path)
+        fingerprint = model_fingerprint(model_dir, metadata, mode)
         return cls(metadata, models["extractor"], models["scorer"], fingerprint)
 
     def extract(self, crops):

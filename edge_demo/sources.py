@@ -26,6 +26,8 @@ import time
 
 import cv2
 
+from edge_demo.native import first_line, native_stderr
+
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 
 
@@ -143,13 +145,32 @@ class FrameSource:
         self.opener = opener
         self.sleep = sleep
         self.reconnects = 0
-        if self.kind == "file" and not os.path.isfile(self.target):
-            raise SourceError(f"{self.description} does not exist")
-        self.device = opener(self.kind, self.target)
-        if not self.device.is_opened():
-            self.device.release()
-            raise SourceError(f"cannot open {self.description}: {self._open_hint()}")
+        if self.kind == "file":
+            self._check_file()
+        # OpenCV and FFmpeg print their reasons on descriptor 2; the failure is reported in one line of ours.
+        with native_stderr() as printed:
+            self.device = opener(self.kind, self.target)
+            opened = self.device.is_opened()
+            if not opened:
+                self.device.release()
+        if not opened:
+            reason = first_line(printed.text) if self.kind == "file" else ""
+            raise SourceError(f"cannot open {self.description}: {self._open_hint()}"
+                              + (f" ({reason})" if reason else ""))
         self.fps = self.device.fps()
+
+    def _check_file(self):
+        if os.path.isdir(self.target):
+            raise SourceError(f"{self.description} is a folder, not a video file")
+        if not os.path.isfile(self.target):
+            raise SourceError(f"{self.description} does not exist")
+        try:
+            with open(self.target, "rb") as f:
+                empty = not f.read(1)
+        except OSError as error:
+            raise SourceError(f"cannot read {self.description}: {error.strerror}") from None
+        if empty:
+            raise SourceError(f"{self.description} is an empty file (0 bytes)")
 
     def _open_hint(self):
         if self.kind == "camera":
@@ -180,10 +201,12 @@ class FrameSource:
             self.sleep(wait)
             wait = min(2 * wait, self.max_backoff)
             try:
-                self.device = self.opener(self.kind, self.target)
+                with native_stderr():
+                    self.device = self.opener(self.kind, self.target)
+                    opened = self.device.is_opened()
             except SourceError:
                 continue
-            frame = self.device.read() if self.device.is_opened() else None
+            frame = self.device.read() if opened else None
             if frame is not None:
                 self.reconnects += 1
                 return frame

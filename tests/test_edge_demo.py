@@ -308,7 +308,7 @@ def test_enrolled_people_are_recognised_by_name_on_video(colour_export, videos, 
 
 
 def test_model_folder_errors_name_the_problem(colour_export, tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"no metadata\.json in model folder .*empty"):
+    with pytest.raises(FileNotFoundError, match=r"model folder .*empty does not exist"):
         ReIDModels.load(tmp_path / "empty")
     with pytest.raises(ValueError, match=r"mode 'int8' is not in .*metadata\.json; exported modes: float32"):
         ReIDModels.load(colour_export, "int8")

@@ -212,4 +212,4 @@ def test_list_rename_and_forget_commands(tmp_path, capsys):
     assert emptied.identities() == []
     emptied.close()
     assert cli.main(["list", "--gallery", str(tmp_path / "none.sqlite")]) == 2
-    assert capsys.readouterr().err == f"error: gallery {tmp_path / 'none.sqlite'} does not exist\n"
+    assert capsys.readouterr().err == f"python -m edge_demo list: error: gallery {tmp_path / 'none.sqlite'} does not exist\n"

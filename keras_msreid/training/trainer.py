@@ -31,32 +31,35 @@ RESUMABLE_CHANGES = frozenset({
 })
 
 
+class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """`MultiWorkerMirroredStrategy` with a `reduce` that Keras 3's `fit` can call.
+
+    Keras 3's `fit` misuses `reduce` under this strategy in two ways
+    (keras-team/keras#20585); both stopped the first step:
+    - it first reduces a whole (images, labels) batch to build the model, but this
+      strategy reduces one value, not a tuple ("Attempt to convert a value
+      (PerReplica...)"): reduce each part in turn;
+    - it averages each step's scalar logs with `axis=0` ("Invalid reduction dimension
+      0 for input with 0 dimensions"): average a scalar over the replicas
+      (axis=None), as Keras does under MirroredStrategy.
+    Every worker runs the same collectives in the same order.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        def one(part):
+            local = part.values[0] if isinstance(part, tf.distribute.DistributedValues) else part
+            return super(_MultiWorkerMirroredStrategy, self).reduce(
+                reduce_op, part, None if tf.convert_to_tensor(local).shape.rank == 0 else axis)
+
+        return tf.nest.map_structure(one, value)
+
+
 def make_strategy(name):
     """The `tf.distribute` strategy a config names (`default`: the current one)."""
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-
-        class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
-            # Keras 3's `fit` misuses `reduce` under this strategy in two ways
-            # (keras-team/keras#20585); both stopped the first step:
-            # - it first reduces a whole (images, labels) batch to build the model,
-            #   but this strategy reduces one value, not a tuple ("Attempt to convert
-            #   a value (PerReplica...)"): reduce each part in turn;
-            # - it averages each step's scalar logs with `axis=0` ("Invalid reduction
-            #   dimension 0 for input with 0 dimensions"): average a scalar over the
-            #   replicas (axis=None), as Keras does under MirroredStrategy.
-            # Every worker runs the same collectives in the same order.
-            def reduce(self, reduce_op, value, axis):
-                base = super(MultiWorkerMirroredStrategy, self).reduce
-
-                def one(part):
-                    local = part.values[0] if isinstance(part, tf.distribute.DistributedValues) else part
-                    return base(reduce_op, part, None if tf.convert_to_tensor(local).shape.rank == 0 else axis)
-
-                return tf.nest.map_structure(one, value)
-
-        return MultiWorkerMirroredStrategy()
+        return _MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
 

@@ -22,7 +22,6 @@ from keras_msreid.models import MSReID
 
 VARIANTS = {
     "all levels (low, mid, high)": dict(levels=("low", "mid", "high")),
-    "all levels, head per direction": dict(levels=("low", "mid", "high"), merge_directions="logits"),
     "high level only": dict(levels=("high",)),
     "embedding only": dict(levels=()),
 }

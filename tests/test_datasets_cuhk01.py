@@ -61,6 +61,21 @@ def test_split_protocol(tmp_path):
     assert all(r.pid == original_pid(r) for r in dataset.query + dataset.gallery)
 
 
+def test_validation_split_is_carved_from_the_training_identities(tmp_path):
+    write_cuhk01(tmp_path)
+    test = load_quietly(str(tmp_path), num_test_ids=4, split_seed=1)
+    validation = load_quietly(str(tmp_path), num_test_ids=4, split_seed=1, validation_ids=2)
+    test_ids = {r.pid for r in test.query}
+    train_ids = {original_pid(r) for r in test.train}
+    held_out = {r.pid for r in validation.query}
+    assert len(held_out) == 2 and held_out <= train_ids  # never a test identity
+    assert {r.pid for r in validation.gallery} == held_out
+    assert {original_pid(r) for r in validation.train} == train_ids - held_out
+    assert not test_ids & ({original_pid(r) for r in validation.train} | held_out)
+    with pytest.raises(ValueError, match="validation_ids must be between 1 and 4"):
+        load_cuhk01(str(tmp_path), num_test_ids=4, validation_ids=5)
+
+
 def test_split_depends_only_on_the_seed(tmp_path):
     write_cuhk01(tmp_path)
 

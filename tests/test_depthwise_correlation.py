@@ -30,17 +30,19 @@ def naive_correlation(patches, maps, stride=1):
 
 @pytest.mark.parametrize("method", DepthwiseCorrelation.METHODS)
 @pytest.mark.parametrize(
-    "patch_size,parts,stride", [((5, 3), 1, 1), ((4, 2), 2, 1), ((3, 3), 1, 2), ((2, 5), 2, 2)]
+    "patch_size,parts,stride",
+    [((5, 3), 1, 1), ((4, 2), 2, 1), ((3, 3), 1, 2), ((2, 5), 2, 2), ((5, 3), 1, 4), ((3, 2), 2, 4)],
 )
 def test_matches_naive_loop_with_a_different_kernel_per_pair(method, patch_size, parts, stride):
     rng = np.random.default_rng(0)
     patches = rng.normal(size=(3, parts) + patch_size + (4,)).astype("float32")
-    maps = rng.normal(size=(3, 7, 6, 4)).astype("float32")
+    maps = rng.normal(size=(3, 9, 6, 4)).astype("float32")
     out = DepthwiseCorrelation(method, strides=stride)([tf.constant(patches), tf.constant(maps)]).numpy()
     np.testing.assert_allclose(out, naive_correlation(patches, maps, stride), atol=1e-5)
 
 
-def test_grouped_and_shift_add_agree_in_value_and_gradient():
+@pytest.mark.parametrize("stride", [2, 4])
+def test_grouped_and_shift_add_agree_in_value_and_gradient(stride):
     rng = np.random.default_rng(1)
     patches = tf.constant(rng.normal(size=(16, 2, 5, 3, 8)).astype("float32"))
     maps = tf.constant(rng.normal(size=(16, 20, 8, 8)).astype("float32"))
@@ -48,7 +50,7 @@ def test_grouped_and_shift_add_agree_in_value_and_gradient():
     for method in DepthwiseCorrelation.METHODS:
         with tf.GradientTape() as tape:
             tape.watch([patches, maps])
-            out = DepthwiseCorrelation(method, strides=2)([patches, maps])
+            out = DepthwiseCorrelation(method, strides=stride)([patches, maps])
             loss = tf.reduce_sum(out**2)
         results.append([out.numpy()] + [g.numpy() for g in tape.gradient(loss, [patches, maps])])
     for grouped, shift_add in zip(*results):

@@ -61,33 +61,42 @@ def test_score_is_symmetric_and_both_correlation_forms_agree(model):
     np.testing.assert_allclose(np.linalg.norm(features["embedding"], axis=-1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("merge", ["maps", "logits"])
-def test_the_two_directions_meet_at_the_maps_or_at_the_logits(merge):
-    model = MSReID(merge_directions=merge, **TINY_MODEL)
+def test_the_two_directions_are_averaged_before_the_reduction():
+    model = MSReID(**TINY_MODEL)
     features = model(images(4, seed=3))
     a = {name: value[:2] for name, value in features.items()}
     b = {name: value[2:] for name, value in features.items()}
-
-    def direction(first, second):  # first's patches over second's maps, every level
-        return [model.similarity_blocks[level]([first[f"{level}_patch"], second[f"{level}_map"]])
-                for level in model.levels]
-
-    ab, ba = direction(a, b), direction(b, a)
-    if merge == "maps":
-        expected = model.fusion([(x + y) / 2 for x, y in zip(ab, ba)])
-    else:
-        expected = (model.fusion(ab) + model.fusion(ba)) / 2
-    np.testing.assert_allclose(model.pair_logits(a, b), np.reshape(expected, (-1,)), atol=1e-5)
+    level_maps = []
+    for level in model.levels:  # the slow way: each direction's correlation on its own
+        block = model.similarity_blocks[level]
+        correlation = block.correlations["grouped"]
+        ab = correlation([a[f"{level}_patch"], b[f"{level}_map"]])
+        ba = correlation([b[f"{level}_patch"], a[f"{level}_map"]])
+        level_maps.append(keras.ops.relu(block.reduction_norm(block.reduction((ab + ba) / 2))))
+    expected = np.reshape(model.fusion(level_maps), (-1,))
+    np.testing.assert_allclose(model.pair_logits(a, b), expected, atol=1e-5)
     np.testing.assert_allclose(model.pair_logits(b, a), model.pair_logits(a, b), atol=1e-6)
 
 
-def test_a_config_saved_before_merge_directions_keeps_its_logit_merge():
+@pytest.mark.parametrize("pair_stride,grids", [(16, [(4, 2)] * 3), (8, [(8, 4), (8, 4), (4, 2)]), (4, [(16, 8), (8, 4), (4, 2)])])
+def test_every_level_is_compared_on_the_pair_stride_grid(pair_stride, grids):
+    model = MSReID(pair_stride=pair_stride, **TINY_MODEL)
+    features = model(images(2, seed=4))
+    a = {name: value[:1] for name, value in features.items()}
+    b = {name: value[1:] for name, value in features.items()}
+    shapes = [tuple(model.similarity_blocks[level]([a[f"{level}_patch"], a[f"{level}_map"], b[f"{level}_patch"],
+                                                     b[f"{level}_map"]]).shape[1:3]) for level in model.levels]
+    assert shapes == grids  # 64 x 32 images: strides 4, 8, 16 give 16x8, 8x4 and 4x2 maps
+    assert model.pair_logits(a, b).shape == (1,)
+    with pytest.raises(ValueError, match=r"pair_stride must be one of \(4, 8, 16\)"):
+        MSReID(pair_stride=32, **TINY_MODEL)
+
+
+def test_a_model_saved_with_the_earlier_pair_head_is_refused():
     config = MSReID(**TINY_MODEL).get_config()
-    assert config["merge_directions"] == "maps"
-    del config["merge_directions"]
-    assert MSReID.from_config(config).merge_directions == "logits"
-    with pytest.raises(ValueError, match="merge_directions must be one of"):
-        MSReID(merge_directions="scores", **TINY_MODEL)
+    assert config["pair_stride"] == 16
+    with pytest.raises(ValueError, match=r"saved by an earlier keras_msreid \(options \['merge_directions'\]\)"):
+        MSReID.from_config({**config, "merge_directions": "maps"})
 
 
 def test_save_and_load_in_safe_mode_keeps_outputs(model, tmp_path):

@@ -63,8 +63,13 @@ def _read_images(image_dir):
     return records
 
 
-def load_cuhk01(root, num_test_ids=100, split_seed=0):
-    """Reads CUHK01 and splits its identities by `split_seed` into a `ReIDDataset`."""
+def load_cuhk01(root, num_test_ids=100, split_seed=0, validation_ids=0):
+    """Reads CUHK01 and splits its identities by `split_seed` into a `ReIDDataset`.
+
+    With `validation_ids` > 0, that many identities are carved (seeded) out of the
+    training identities and become the query (camera A) and gallery (camera B); the
+    test identities are left out altogether. Tune on that split, never on the test one.
+    """
     root = os.path.abspath(root)
     layout = f"{root}/{RELEASE_FOLDER}/ (or {root}/) holding images named like 0001001.png"
     image_dir = find_release_dir(root, RELEASE_FOLDER, layout)
@@ -77,21 +82,28 @@ def load_cuhk01(root, num_test_ids=100, split_seed=0):
         )
     rng = np.random.default_rng(split_seed)
     test_ids = set(rng.choice(pids, size=num_test_ids, replace=False).tolist())
-    train = relabel([r for r in records if r.pid not in test_ids])
-    query = [r for r in records if r.pid in test_ids and r.camid == 0]
-    gallery = [r for r in records if r.pid in test_ids and r.camid == 1]
+    held_out = test_ids
+    if validation_ids:
+        train_ids = sorted(set(pids) - test_ids)
+        if not 0 < validation_ids < len(train_ids) - 1:
+            raise UserError(f"validation_ids must be between 1 and {len(train_ids) - 2} (the training identities "
+                            f"less two), got {validation_ids}")
+        held_out = set(rng.choice(train_ids, size=validation_ids, replace=False).tolist())
+    train = relabel([r for r in records if r.pid not in test_ids | held_out])
+    query = [r for r in records if r.pid in held_out and r.camid == 0]
+    gallery = [r for r in records if r.pid in held_out and r.camid == 1]
     if not query or not gallery:
         raise UserError(
             f"Split seed {split_seed} of {image_dir} leaves no camera "
             f"{'A' if not query else 'B'} image of the {num_test_ids} test identities"
         )
     dataset = ReIDDataset("cuhk01", image_dir, train, query, gallery)
-    num_train_ids = PUBLISHED_IDS - num_test_ids
+    num_train_ids = PUBLISHED_IDS - num_test_ids - validation_ids
     published = ExpectedCounts(
         train_ids=num_train_ids,
         train_images=IMAGES_PER_ID * num_train_ids,
-        query_images=IMAGES_PER_ID // 2 * num_test_ids,
-        gallery_images=IMAGES_PER_ID // 2 * num_test_ids,
+        query_images=IMAGES_PER_ID // 2 * len(held_out),
+        gallery_images=IMAGES_PER_ID // 2 * len(held_out),
     )
     check_counts(dataset, published, search_dirs=[image_dir, root])
     return dataset

@@ -19,17 +19,18 @@ class ConvSimilarity(layers.Layer):
     - `features(feature_map)`: projects the trunk's map to `channels` channels,
       normalises every cell to a unit vector (scores stay bounded), and crops
       `parts` patches with a `SpatialTransformer`. Returns `(map, patches, theta)`.
-    - `call([patches_a, maps_b])`: depth-wise correlation of A's patches over B's
-      map, reduced by a 1x1 convolution to `reduced_channels`. Stack both
-      directions (`[patches_a; patches_b]` against `[maps_b; maps_a]`) in one call
-      and average what follows, and the score is symmetric by construction.
-      `strides` > 1 compares at a coarser grid of positions (cheaper per pair).
+    - `call([patches_a, maps_a, patches_b, maps_b])`: depth-wise correlation of A's
+      patches over B's map and of B's over A's (one call, both directions stacked),
+      the two averaged, then reduced by a 1x1 convolution to `reduced_channels`.
+      Averaging before the reduction makes the result symmetric by construction and
+      halves the reduction's work per pair. `strides` > 1 compares at a coarser grid
+      of positions (cheaper per pair).
 
     Example:
 
     >>> csn = ConvSimilarity(channels=16, patch_size=(5, 3))
     >>> maps, patches, _ = csn.features(keras.random.normal((2, 40, 16, 64)))
-    >>> tuple(csn([patches[:1], maps[1:]]).shape)   # image 0's patch over image 1
+    >>> tuple(csn([patches[:1], maps[:1], patches[1:], maps[1:]]).shape)   # image 0 against image 1
     (1, 40, 16, 32)
     """
 
@@ -78,6 +79,14 @@ class ConvSimilarity(layers.Layer):
         self.reduction.build(score_shape)
         self.reduction_norm.build(score_shape[:3] + (self.reduced_channels,))
 
+    def similarity_shape(self, trunk_map_shape):
+        """The shape of the per-pair similarity map `call` gives for trunk maps of this shape."""
+        map_shape = tuple(trunk_map_shape[:3]) + (self.channels,)
+        score_shape = self.correlations[self.correlation_method].compute_output_shape(
+            ((None, self.parts) + self.patch_size + (self.channels,), map_shape)
+        )
+        return tuple(score_shape[:3]) + (self.reduced_channels,)
+
     def features(self, feature_map, training=None):
         if not self.built:
             self.build(feature_map.shape)
@@ -87,8 +96,11 @@ class ConvSimilarity(layers.Layer):
         return unit_map, patches, theta
 
     def call(self, inputs, training=None, correlation=None):
-        patches, maps = inputs
-        scores = self.correlations[correlation or self.correlation_method]([patches, maps])
+        patches_a, maps_a, patches_b, maps_b = inputs
+        patches = ops.concatenate([patches_a, patches_b], axis=0)
+        maps = ops.concatenate([maps_b, maps_a], axis=0)
+        both = self.correlations[correlation or self.correlation_method]([patches, maps])
+        scores = ops.mean(ops.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0)
         return ops.relu(self.reduction_norm(self.reduction(scores), training=training))
 
     def get_config(self):

@@ -10,12 +10,13 @@ from keras_msreid.layers.batch_norm import batch_norm
 class SimilarityFusion(layers.Layer):
     """Joins similarity maps from low to high level and gives one logit per pair.
 
-    The running map is reduced (1x1 convolution with the stride that brings it to
-    the next level's resolution), concatenated with that level's map and mixed by a
-    1x1 convolution; after the last level, a 3x3 convolution (at the coarsest
-    resolution, where it is cheap), global average pooling, a hidden dense layer
-    and a dense layer give the logit. Everything here runs once per pair, so the
-    full-resolution steps stay point-wise.
+    The running map is concatenated with the next level's map (first reduced by a
+    1x1 convolution with the stride that brings it to that level's resolution, when
+    the two differ) and mixed by a 1x1 convolution; after the last level, a 3x3
+    depth-wise separable convolution (spatial context at the coarsest resolution, at
+    a ninth of a full 3x3 convolution's cost), global average pooling, a hidden
+    dense layer and a dense layer give the logit. Everything here runs once per
+    pair, so it stays point-wise or depth-wise.
 
     Args:
         strides: the stride of each input level relative to the image, low to high
@@ -42,18 +43,20 @@ class SimilarityFusion(layers.Layer):
         for low, high in zip(self.strides, self.strides[1:]):
             if high < low or high % low:
                 raise ValueError(f"each stride must divide the next, got {self.strides}")
-        self.downsample = []
-        self.downsample_norm = []
+        # Only where two levels' resolutions differ; equal ones are joined as they are.
+        self.downsample = {}
+        self.downsample_norm = {}
         for index, (low, high) in enumerate(zip(self.strides, self.strides[1:])):
-            self.downsample.append(
-                layers.Conv2D(self.channels, 1, strides=high // low, use_bias=False, name=f"downsample_{index}")
-            )
-            self.downsample_norm.append(batch_norm(name=f"downsample_norm_{index}"))
+            if high != low:
+                self.downsample[str(index)] = layers.Conv2D(
+                    self.channels, 1, strides=high // low, use_bias=False, name=f"downsample_{index}"
+                )
+                self.downsample_norm[str(index)] = batch_norm(name=f"downsample_norm_{index}")
         self.mix = [
             layers.Conv2D(self.channels, 1, use_bias=False, name=f"mix_{index}") for index in range(len(self.strides))
         ]
         self.mix_norm = [batch_norm(name=f"mix_norm_{index}") for index in range(len(self.strides))]
-        self.context = layers.Conv2D(self.channels, 3, padding="same", use_bias=False, name="context")
+        self.context = layers.SeparableConv2D(self.channels, 3, padding="same", use_bias=False, name="context")
         self.context_norm = batch_norm(name="context_norm")
         self.hidden = layers.Dense(self.hidden_units, activation="relu", name="hidden")
         self.logit = layers.Dense(1, name="logit")
@@ -62,9 +65,10 @@ class SimilarityFusion(layers.Layer):
         running = None
         for index, shape in enumerate(input_shape):
             if running is not None:
-                self.downsample[index - 1].build(running)
-                running = self.downsample[index - 1].compute_output_shape(running)
-                self.downsample_norm[index - 1].build(running)
+                if str(index - 1) in self.downsample:
+                    self.downsample[str(index - 1)].build(running)
+                    running = self.downsample[str(index - 1)].compute_output_shape(running)
+                    self.downsample_norm[str(index - 1)].build(running)
                 shape = tuple(shape[:3]) + (shape[3] + self.channels,)
             self.mix[index].build(shape)
             running = tuple(shape[:3]) + (self.channels,)
@@ -80,9 +84,10 @@ class SimilarityFusion(layers.Layer):
         running = None
         for index, level_map in enumerate(maps):
             if running is not None:
-                reduced = self.downsample[index - 1](running)
-                reduced = ops.relu(self.downsample_norm[index - 1](reduced, training=training))
-                level_map = ops.concatenate([reduced, level_map], axis=-1)
+                if str(index - 1) in self.downsample:
+                    running = self.downsample[str(index - 1)](running)
+                    running = ops.relu(self.downsample_norm[str(index - 1)](running, training=training))
+                level_map = ops.concatenate([running, level_map], axis=-1)
             running = ops.relu(self.mix_norm[index](self.mix[index](level_map), training=training))
         running = ops.relu(self.context_norm(self.context(running), training=training))
         return self.logit(self.hidden(ops.mean(running, axis=(1, 2))))

@@ -14,11 +14,8 @@ from keras_msreid.losses.masked_mean import masked_mean
 from keras_msreid.models.trunk import LEVEL_STRIDES, build_trunk, check_patch_fits
 from keras_msreid.training.pair_mining import mine_pairs
 
-# Where the two directions of a pair (A's patches over B, B's over A) meet: "maps"
-# averages their similarity maps before the fusion head (one head run per pair);
-# "logits" runs the head on each and averages the logits, as models saved before
-# the "maps" default did (twice the head's cost per pair).
-MERGE_DIRECTIONS = ("maps", "logits")
+# Image strides of the grid on which pairs are compared (`pair_stride`).
+PAIR_STRIDES = (4, 8, 16)
 DEFAULT_LOSS_WEIGHTS = {"identity": 1.0, "triplet": 1.0, "verification": 1.0, "ranking": 1.0}
 DEFAULT_LOSS_OPTIONS = {
     # Pairs scored per anchor: its hardest positives and negatives by embedding
@@ -42,9 +39,10 @@ class MSReID(keras.Model):
     Per image, the trunk gives maps at three levels; at each level in `levels` a
     `ConvSimilarity` block normalises the map and crops STN patches; an
     `EmbeddingHead` pools the high-level map into an embedding. Per pair, each
-    image's patches are correlated over the other's maps (both directions), the
-    two directions' similarity maps are averaged, so `score(A, B) == score(B, A)`,
-    and fused from low to high level into one logit.
+    image's patches are correlated over the other's maps (both directions) on one
+    grid of positions (`pair_stride` pixels apart, the high level's grid by
+    default), the two directions' correlations are averaged, so `score(A, B) ==
+    score(B, A)`, and the levels are fused from low to high into one logit.
 
     `model(images)` returns the per-image outputs; `model.fit(pk_batches)` mines
     pairs and triplets inside each batch of P identities x K images and trains
@@ -75,8 +73,7 @@ class MSReID(keras.Model):
         num_classes=None,
         use_stn=True,
         correlation="grouped",
-        low_level_stride=2,
-        merge_directions="maps",
+        pair_stride=16,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -97,13 +94,14 @@ class MSReID(keras.Model):
         self.num_classes = None if num_classes is None else int(num_classes)
         self.use_stn = bool(use_stn)
         self.correlation = correlation
-        self.low_level_stride = int(low_level_stride)
-        if merge_directions not in MERGE_DIRECTIONS:
-            raise ValueError(f"merge_directions must be one of {MERGE_DIRECTIONS}, got {merge_directions!r}")
-        self.merge_directions = merge_directions
-        # Where the similarity of each level is evaluated; the low level's is the
-        # expensive one per pair, so it is compared on a coarser grid of positions.
-        correlation_strides = {level: self.low_level_stride if level == "low" else 1 for level in self.levels}
+        self.pair_stride = int(pair_stride)
+        if self.pair_stride not in PAIR_STRIDES:
+            raise UserError(f"pair_stride must be one of {PAIR_STRIDES} (image pixels), got {pair_stride!r}")
+        # Every level is compared on the grid `pair_stride` pixels apart (or its own,
+        # if coarser): the per-pair work then no longer grows with a level's
+        # resolution, while each patch keeps its level's detail (docs/RESULTS.md,
+        # "Where a training step's time goes").
+        correlation_strides = {level: max(1, self.pair_stride // LEVEL_STRIDES[level]) for level in self.levels}
 
         self.trunk = build_trunk(self.image_size, self.widths, self.depths)
         self.similarity_blocks = {
@@ -151,12 +149,7 @@ class MSReID(keras.Model):
         for level in self.levels:
             block = self.similarity_blocks[level]
             block.build(maps[level])
-            similarity_shapes.append(
-                block.correlations[block.correlation_method].compute_output_shape(
-                    ((None, self.parts) + self.patch_size + (self.similarity_channels,),
-                     maps[level][:3] + (self.similarity_channels,))
-                )[:3] + (self.reduced_channels,)
-            )
+            similarity_shapes.append(block.similarity_shape(maps[level]))
         if self.fusion is not None:
             self.fusion.build(similarity_shapes)
         self.built = True
@@ -185,20 +178,17 @@ class MSReID(keras.Model):
         """Symmetric logits `(pairs,)` of aligned pairs from two dicts of per-image features.
 
         At each level, A's patches are correlated over B's map and B's over A's in
-        one call; the two directions meet as `merge_directions` says.
+        one call, and the two directions averaged (`ConvSimilarity`).
         """
-        level_maps = []
-        for level in self.levels:
-            patches = ops.concatenate([features_a[f"{level}_patch"], features_b[f"{level}_patch"]], axis=0)
-            maps = ops.concatenate([features_b[f"{level}_map"], features_a[f"{level}_map"]], axis=0)
-            both = self.similarity_blocks[level]([patches, maps], training=training, correlation=correlation)
-            if self.merge_directions == "maps":
-                both = ops.mean(ops.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0)
-            level_maps.append(both)
-        logits = ops.reshape(self.fusion(level_maps, training=training), (-1,))
-        if self.merge_directions == "logits":
-            logits = ops.mean(ops.reshape(logits, (2, -1)), axis=0)
-        return logits
+        level_maps = [
+            self.similarity_blocks[level](
+                [features_a[f"{level}_patch"], features_a[f"{level}_map"],
+                 features_b[f"{level}_patch"], features_b[f"{level}_map"]],
+                training=training, correlation=correlation,
+            )
+            for level in self.levels
+        ]
+        return ops.reshape(self.fusion(level_maps, training=training), (-1,))
 
     # ----------------------------------------------------------- functional views
     def extractor(self):
@@ -351,12 +341,15 @@ class MSReID(keras.Model):
             num_classes=self.num_classes,
             use_stn=self.use_stn,
             correlation=self.correlation,
-            low_level_stride=self.low_level_stride,
-            merge_directions=self.merge_directions,
+            pair_stride=self.pair_stride,
         )
         return config
 
     @classmethod
     def from_config(cls, config):
-        # Files saved before `merge_directions` existed were trained with "logits".
-        return cls(**{"merge_directions": "logits", **config})
+        outdated = sorted({"merge_directions", "low_level_stride"} & set(config))
+        if outdated:
+            raise UserError(f"this model was saved by an earlier keras_msreid (options {outdated}): its pair head "
+                            "compared and merged the two images differently, so these weights cannot be reused; "
+                            "train it again with this version")
+        return cls(**config)

@@ -7,7 +7,11 @@ Table 1: one optimizer step of `model.fit` (in-memory PK batches of 16 x 4 image
 160x64, so the input pipeline is not measured), median over `--steps` steps after two
 warm-up steps, for each variant. Table 2: forward + backward of the depth-wise
 correlation alone for 224 pairs of 40x16x32 maps and 5x3 patches, grouped (one
-depth-wise convolution) against shift-and-add (the TFLite form). Medians of one run.
+depth-wise convolution) against shift-and-add (the TFLite form). Table 3: the same
+for 512 pairs (a training step's 256 pairs, both directions) at the strides the pair
+path uses, and two other forms of the strided correlation: one strided depth-wise
+convolution, and each map unfolded into its patch taps (`tf.image.extract_patches`)
+then contracted with the patch. Medians of one run.
 """
 
 import argparse
@@ -49,10 +53,28 @@ def time_training(options, steps, batch):
     return float(np.median(timer.times[2:]))
 
 
-def time_correlation(correlate, repeats=5):
+def correlate_one_strided_conv(patches, maps, stride):
+    """The grouped correlation as ONE depth-wise convolution at `stride` (what correlate_grouped avoids above 2)."""
+    pairs, height, width, channels = maps.shape
+    images = tf.reshape(tf.transpose(maps, (1, 2, 0, 3)), (1, height, width, -1))
+    images = tf.pad(images, ((0, 0), (2, 2), (1, 1), (0, 0)))
+    kernels = tf.reshape(tf.transpose(patches, (1, 2, 0, 3)), (5, 3, -1, 1))
+    scores = tf.nn.depthwise_conv2d(images, kernels, strides=(1, stride, stride, 1), padding="VALID")
+    return tf.transpose(tf.reshape(scores, (scores.shape[1], scores.shape[2], pairs, channels)), (2, 0, 1, 3))
+
+
+def correlate_unfolded(patches, maps, stride):
+    """Each map unfolded into its 5x3 patch taps at the evaluated positions, contracted with the patch."""
+    padded = tf.pad(maps, ((0, 0), (2, 2), (1, 1), (0, 0)))
+    taps = tf.image.extract_patches(padded, [1, 5, 3, 1], [1, stride, stride, 1], [1, 1, 1, 1], "VALID")
+    taps = tf.reshape(taps, (-1, taps.shape[1], taps.shape[2], 15, maps.shape[-1]))
+    return tf.einsum("nyxtc,ntc->nyxc", taps, tf.reshape(patches, (-1, 15, maps.shape[-1])))
+
+
+def time_correlation(correlate, repeats=5, pairs=224, map_size=(40, 16)):
     rng = np.random.default_rng(1)
-    patches = tf.constant(rng.normal(size=(224, 5, 3, 32)).astype("float32"))
-    maps = tf.constant(rng.normal(size=(224, 40, 16, 32)).astype("float32"))
+    patches = tf.constant(rng.normal(size=(pairs, 5, 3, 32)).astype("float32"))
+    maps = tf.constant(rng.normal(size=(pairs,) + map_size + (32,)).astype("float32"))
 
     @tf.function
     def step(patches, maps):
@@ -87,6 +109,14 @@ def main():
     print(f"{'grouped (one depth-wise conv)':<30} {grouped * 1000:9.0f} ms")
     print(f"{'shift-and-add':<30} {shift_add * 1000:9.0f} ms")
     print(f"{'ratio shift-and-add / grouped':<30} {shift_add / grouped:9.1f} x")
+
+    print("\nTable 3: correlation forward + backward, 512 pair-directions, 5x3 patches, 32 channels (median of 5)")
+    print(f"{'map':<8} {'stride':>6} {'correlate_grouped':>18} {'one strided conv':>17} {'unfolded taps':>14}")
+    for map_size, stride in (((40, 16), 4), ((40, 16), 2), ((20, 8), 2), ((10, 4), 1)):
+        row = [time_correlation(lambda p, m, f=f: f(p, m, stride), pairs=512, map_size=map_size) * 1000
+               for f in (correlate_grouped, correlate_one_strided_conv, correlate_unfolded)]
+        print(f"{map_size[0]}x{map_size[1]:<5} {stride:>6} {row[0]:15.1f} ms {row[1]:14.1f} ms {row[2]:11.1f} ms",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_msreid.losses.pair_mining import mine_pairs
 from keras_msreid.models import MSReID
-from keras_msreid.training.pair_mining import mine_pairs
 
 LEVELS = ("low", "mid", "high")
 

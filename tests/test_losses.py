@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from keras_msreid import losses
-from keras_msreid.training.pair_mining import mine_pairs
+from keras_msreid.losses.pair_mining import mine_pairs
 
 
 def test_batch_hard_triplet_matches_loop_reference():

@@ -11,8 +11,8 @@ from keras_msreid.layers.embedding_head import EmbeddingHead
 from keras_msreid.layers.similarity_fusion import SimilarityFusion
 from keras_msreid.layers.unit_norm import unit_normalize
 from keras_msreid.losses.masked_mean import masked_mean
+from keras_msreid.losses.pair_mining import mine_pairs
 from keras_msreid.models.trunk import LEVEL_STRIDES, build_trunk, check_patch_fits
-from keras_msreid.training.pair_mining import mine_pairs
 
 # Image strides of the grid on which pairs are compared (`pair_stride`).
 PAIR_STRIDES = (4, 8, 16)

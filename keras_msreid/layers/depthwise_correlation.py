@@ -17,7 +17,7 @@ def correlate_grouped(patches, feature_maps, stride=1):
     Each pair's channels become channels of a single image: the maps are laid side
     by side in the channel axis and each pair's patch becomes the depth-wise kernel
     of its own channels. One large op runs forward and backward several times
-    faster than a loop of small ones (../shared/DESIGN.md section 2).
+    faster than a loop of small ones (docs/RESULTS.md, "Training throughput", table 2).
 
     Args:
         patches: `(pairs, patch_h, patch_w, channels)`.

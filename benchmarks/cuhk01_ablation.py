@@ -113,9 +113,10 @@ def reevaluate(raw, root, test_ids, save_dir, validation_ids=0):
             print(f"{path}: re-ranked", flush=True)
 
 
-def print_table(raw, minutes, test_ids):
+def print_table(raw, minutes, test_ids, validation_ids=0):
     splits = sorted({run["split"] for runs in raw.values() for run in runs})
-    print(f"\nCUHK01 {test_ids} test ids, splits {splits}, {minutes} CPU-min of training each; "
+    held_out = f"{validation_ids} validation ids (from the training ids)" if validation_ids else f"{test_ids} test ids"
+    print(f"\nCUHK01 {held_out}, splits {splits}, {minutes} CPU-min of training each; "
           "mean +- std over splits (percent)")
     print(f"{'variant':<20} {'ranking':<10} {'rank-1':>13} {'rank-5':>13} {'mAP':>13} {'img/CPU-s':>9} {'splits':>6}")
     for name in VARIANTS:
@@ -156,7 +157,7 @@ def main():
             with open(path) as handle:
                 for name, runs in json.load(handle).items():
                     raw.setdefault(name, []).extend(runs)
-        print_table(raw, args.minutes, args.test_ids)
+        print_table(raw, args.minutes, args.test_ids, args.validation_ids)
         return
     if not args.root:
         parser.error("the CUHK01 folder is required unless --report is given")
@@ -169,7 +170,7 @@ def main():
             parser.error("--reevaluate needs --save-dir")
         reevaluate(raw, args.root, args.test_ids, args.save_dir, args.validation_ids)
         atomic_write_text(args.json, json.dumps(raw, indent=2))
-        print_table(raw, args.minutes, args.test_ids)
+        print_table(raw, args.minutes, args.test_ids, args.validation_ids)
         return
     if args.save_dir:
         os.makedirs(args.save_dir, exist_ok=True)
@@ -185,7 +186,7 @@ def main():
                 run_variant(name, dataset, args.minutes * 60, split, args.learning_rate, save_path)
             )
             atomic_write_text(args.json, json.dumps(raw, indent=2))
-    print_table(raw, args.minutes, args.test_ids)
+    print_table(raw, args.minutes, args.test_ids, args.validation_ids)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ over the whole gallery (exhaustive) and, for the pair scores, also as a rescorin
 the embedding's top 10 (two-stage, "@10").
 
 Variants (issue 3): (a) all three levels, (b) high level only, (c) embedding only,
-(d) all levels without STN (fixed centre patch), (e) all levels without the ranking loss.
+(d) all levels without STN (fixed centre patch), (e) all levels without the ranking loss;
+(issue 11) (f) high level only without STN, (g) mid and high levels.
 
 Usage:
     python benchmarks/cuhk01_ablation.py ../shared/data/cuhk01 --minutes 6 --splits 0 1 2
@@ -40,6 +41,9 @@ VARIANTS = {
     "c_embedding_only": dict(levels=()),
     "d_no_stn": dict(levels=("low", "mid", "high"), use_stn=False),
     "e_no_ranking_loss": dict(levels=("low", "mid", "high"), loss_weights={"ranking": 0.0}),
+    # Probes of why the high-level pair head idles at first (issue 11).
+    "f_high_no_stn": dict(levels=("high",), use_stn=False),
+    "g_mid_high": dict(levels=("mid", "high")),
 }
 
 

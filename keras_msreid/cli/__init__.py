@@ -5,9 +5,9 @@ Each sub-command lives in its own module of this package, exposing
 imported only when their command runs, so `msreid --help` does not load TensorFlow.
 
 One convention for every command: a user error (a `UserError`, or an `OSError`:
-a missing, unreadable or misplaced file, a full disk) is printed as one line, `msreid <command>: error:
-<message>`, with exit status 2, as argparse does for a bad flag. Any other
-exception is a bug and keeps its traceback.
+a missing, unreadable or misplaced file, a full disk) is printed as one line,
+`msreid <command>: error: <message>`, with exit status 2, as argparse does for a
+bad flag. Any other exception is a bug and keeps its traceback.
 """
 
 import argparse

@@ -143,7 +143,8 @@ def convert_keras_model(
     if input_type not in INPUT_TYPES:
         raise UserError(f"input_type must be one of {INPUT_TYPES}, got {input_type!r}")
     if "int8" in modes and not representative_inputs:
-        raise ValueError(f"int8 export of the {what} needs calibration images (representative inputs)")
+        raise UserError(f"int8 export of the {what} needs calibration images (representative inputs): "
+                        "give --calibration-root")
     quantized_input = tf.int8 if isinstance(model.input, dict) else getattr(tf, input_type)
     converted = {}
     # float32 first: the int8 conversion may need its graph (`keep_float`).

@@ -14,6 +14,8 @@ Example:
 
 import numpy as np
 
+from keras_msreid.errors import UserError
+
 
 def sample_pairs(ids, num_pairs, seed=0):
     """Up to `num_pairs // 2` same-identity pairs and different-identity pairs for the rest.
@@ -33,7 +35,7 @@ def sample_pairs(ids, num_pairs, seed=0):
     positives = np.flatnonzero(same)
     negatives = np.flatnonzero(~same)
     if not len(positives) or not len(negatives):
-        raise ValueError(
+        raise UserError(
             "threshold calibration needs at least one identity with two images and two identities; "
             f"got {len(ids)} images of {len(np.unique(ids))} identities"
         )

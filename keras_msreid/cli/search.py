@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from keras_msreid.cli.arguments import at_least, within
+
 HELP = "Rank the images of a feature store for query images (top-n with scores)."
 
 
@@ -22,9 +24,9 @@ def add_arguments(parser):
     parser.add_argument("--query", nargs="+", required=True, help="query image file(s)")
     parser.add_argument("--store", required=True, help="feature store folder")
     parser.add_argument("--model", required=True, help="the .keras model the store was (or is to be) extracted with")
-    parser.add_argument("--top", type=int, default=10, help="results printed per query (default 10)")
-    parser.add_argument("--shortlist", type=int, default=100, help="gallery images rescored by pair score (default 100)")
-    parser.add_argument("--fusion-weight", type=float, default=0.5,
+    parser.add_argument("--top", type=at_least(1), default=10, help="results printed per query (default 10)")
+    parser.add_argument("--shortlist", type=at_least(1), default=100, help="gallery images rescored by pair score (default 100)")
+    parser.add_argument("--fusion-weight", type=within(0.0, 1.0), default=0.5,
                         help="weight of the pair score against the embedding similarity, both standardised "
                              "per query (default 0.5)")
     source = parser.add_argument_group("building the store (when it is missing or from another model)")
@@ -32,7 +34,7 @@ def add_arguments(parser):
     source.add_argument("--dataset", help="dataset name whose --split goes into the store (with --root)")
     source.add_argument("--root", help="dataset root folder")
     source.add_argument("--split", default="gallery", choices=("gallery", "query", "train"))
-    parser.add_argument("--batch-size", type=int, default=128, help="images per extractor call (default 128)")
+    parser.add_argument("--batch-size", type=at_least(1), default=128, help="images per extractor call (default 128)")
 
 
 def run(args):
@@ -46,9 +48,6 @@ def run(args):
     from keras_msreid.retrieval.ranking import embedding_similarity, rank_two_stage
     from keras_msreid.utils.file_hash import sha256_of_file
 
-    for flag in ("top", "shortlist", "batch_size"):
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     queries = _decodable(args.query, "--query")
     records = _gallery_records(args)
     if records is None:

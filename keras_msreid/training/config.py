@@ -1,6 +1,7 @@
 """Training configuration: one flat dataclass, loadable from YAML and CLI flags."""
 
 import dataclasses
+import importlib
 import math
 import pathlib
 
@@ -118,11 +119,10 @@ class ConfigError(UserError):
         self.problem = problem
 
 
-def _integer(low, high=None, note=""):
+def _integer(low, note=""):
     def rule(value):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-            span = f">= {low}" if high is None else f"in {low}..{high}"
-            return f"must be an integer {span}{note}"
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            return f"must be an integer >= {low}{note}"
         return None
 
     return rule
@@ -142,12 +142,24 @@ def _flag(value):
     return None if isinstance(value, bool) else "must be true or false"
 
 
-def _text(choices=None, non_empty=False):
+def _known(module, name):
+    """The names of `module.name`, imported when a config is checked, not when this module is."""
+
+    def names():
+        return tuple(getattr(importlib.import_module(module), name))
+
+    return names
+
+
+def _text(choices=None):
+    """A non-empty string; with `choices` (the allowed names, or a function giving them), one of them."""
+
     def rule(value):
-        if not isinstance(value, str) or (choices is not None and value not in choices) or (non_empty and not value):
-            if not choices:
+        allowed = choices() if callable(choices) else choices
+        if not isinstance(value, str) or not value or (allowed and value not in allowed):
+            if not allowed:
                 return "must be a non-empty string"
-            return f"must be {', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else f"must be {choices[0]}"
+            return f"must be {', '.join(allowed[:-1])} or {allowed[-1]}" if len(allowed) > 1 else f"must be {allowed[0]}"
         return None
 
     return rule
@@ -194,38 +206,10 @@ def _mapping(keys=None, values=None, optional=False):
     return rule
 
 
-def _dataset_names():
-    from keras_msreid.datasets import DATASETS
-
-    return tuple(DATASETS)
-
-
-def _loss_weight_names():
-    from keras_msreid.models.msreid import DEFAULT_LOSS_WEIGHTS
-
-    return DEFAULT_LOSS_WEIGHTS
-
-
-def _loss_option_names():
-    from keras_msreid.models.msreid import DEFAULT_LOSS_OPTIONS
-
-    return DEFAULT_LOSS_OPTIONS
-
-
-def _dataset(value):
-    return _text(_dataset_names())(value)
-
-
-def _protocol(value):
-    from keras_msreid.metrics.ranking import PROTOCOLS
-
-    return _text(PROTOCOLS)(value)
-
-
 # One rule per field: the type and range a value must have, checked when a config
 # is made, so a bad value fails before the run folder is touched (not after training).
 _RULES = {
-    "dataset": _dataset,
+    "dataset": _text(_known("keras_msreid.datasets", "DATASETS")),
     "root": lambda value: None if isinstance(value, str) else "must be a folder path",
     "dataset_options": _mapping(),
     "check_files": _flag,
@@ -246,13 +230,13 @@ _RULES = {
     "learning_rate": _number(0, inclusive=False),
     "warmup_epochs": _integer(0),
     "weight_decay": _number(0),
-    "loss_weights": _mapping(_loss_weight_names, _number(0)),
-    "loss_options": _mapping(_loss_option_names, _number(0)),
+    "loss_weights": _mapping(_known("keras_msreid.models.msreid", "DEFAULT_LOSS_WEIGHTS"), _number(0)),
+    "loss_options": _mapping(_known("keras_msreid.models.msreid", "DEFAULT_LOSS_OPTIONS"), _number(0)),
     "seed": _integer(0),
     "eval_every": _integer(0, note=" (0: only at the end)"),
     "final_evaluation": _flag,
-    "protocol": _protocol,
-    "out_dir": _text(non_empty=True),
+    "protocol": _text(_known("keras_msreid.metrics.ranking", "PROTOCOLS")),
+    "out_dir": _text(),
     "checkpoint_every_steps": _integer(0, note=" (0: at epoch ends only)"),
     "strategy": _text(("default", "mirrored", "multi_worker")),
     "mixed_precision": _flag,

@@ -79,11 +79,9 @@ def build_feature_store(model_path, records_or_paths, directory, batch_size=128,
     `model` when the caller has already loaded `model_path`.
     """
     if model is None:
-        import keras
+        from keras_msreid.models import load_model
 
-        import keras_msreid.models  # noqa: F401  (registers the classes for safe loading)
-
-        model = keras.saving.load_model(model_path, safe_mode=True)
+        model = load_model(model_path)
     extractor = model.extractor()
     items = list(records_or_paths)
     return write_feature_store(

@@ -24,6 +24,7 @@ import sys
 
 import numpy as np
 
+from keras_msreid.cli.arguments import add_dataset_options, dataset_options
 from keras_msreid.utils.atomic import atomic_write_bytes
 from export.runtime import ExportedReID, load_metadata
 from export.threshold import balanced_accuracy
@@ -225,20 +226,11 @@ def format_report(report):
 def add_arguments(parser):
     parser.add_argument("--dataset", required=True, help="evaluation dataset layout, e.g. cuhk01 or market1501")
     parser.add_argument("--root", required=True, help="folder holding the evaluation dataset")
-    parser.add_argument("--num-test-ids", type=int, help="cuhk01: test identities")
-    parser.add_argument("--split-seed", type=int, help="cuhk01: seed of the identity split")
+    add_dataset_options(parser)
     parser.add_argument("--model", help="the Keras model (default: the export's source model)")
     parser.add_argument("--validate-modes", nargs="+", help="modes to check (default: all exported)")
     parser.add_argument("--threads", type=int, help="LiteRT interpreter threads")
     parser.add_argument("--report", help="also write the report as JSON to this file")
-
-
-def dataset_options(args):
-    return {
-        key: value
-        for key, value in (("num_test_ids", args.num_test_ids), ("split_seed", args.split_seed))
-        if value is not None
-    }
 
 
 def run_validation(export_dir, args):

@@ -107,3 +107,15 @@ def test_a_diverged_run_never_replaces_a_finite_model(tiny_dataset, tmp_path):
     assert state["global_step"] == 6  # step 6's checkpoint was taken before the NaN weights; none after
     model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
+
+
+def test_reader_flags_add_to_the_config_files_dataset_options(tmp_path):
+    from keras_msreid.cli import _build_parser as build_parser
+    from keras_msreid.cli.train import config_from_args
+
+    TrainConfig(dataset="cuhk01", root="/data", dataset_options={"num_test_ids": 486, "split_seed": 2}).save(
+        tmp_path / "config.yaml")
+    args = build_parser().parse_args(["train", "--config", str(tmp_path / "config.yaml"), "--validation-ids", "50"])
+    assert config_from_args(args).dataset_options == {"num_test_ids": 486, "split_seed": 2, "validation_ids": 50}
+    args = build_parser().parse_args(["train", "--config", str(tmp_path / "config.yaml"), "--split-seed", "1"])
+    assert config_from_args(args).dataset_options == {"num_test_ids": 486, "split_seed": 1}

@@ -42,3 +42,29 @@ def within(low, high):
 
     parse.__name__ = f"number in [{low}, {high}]"
     return parse
+
+
+# Reader options shared by every command that reads a dataset: flag -> `build_dataset` keyword.
+DATASET_OPTION_FLAGS = {
+    "--variant": "variant",
+    "--num-test-ids": "num_test_ids",
+    "--split-seed": "split_seed",
+    "--validation-ids": "validation_ids",
+}
+
+
+def add_dataset_options(parser):
+    """Adds the dataset reader's options, with one name and meaning in every command."""
+    group = parser.add_argument_group("dataset reader options")
+    group.add_argument("--variant", choices=("labeled", "detected"), help="cuhk03: which boxes (default labeled)")
+    group.add_argument("--num-test-ids", type=at_least(1), help="cuhk01: test identities (100 or 486)")
+    group.add_argument("--split-seed", type=at_least(0), help="cuhk01: seed of the identity split")
+    group.add_argument("--validation-ids", type=at_least(1),
+                       help="cuhk01: carve this many identities out of the training ones and use them as the "
+                            "query/gallery instead of the test identities (for choosing a recipe)")
+    return group
+
+
+def dataset_options(args):
+    """The `build_dataset` keywords of the dataset options given on the command line."""
+    return {key: getattr(args, key) for key in DATASET_OPTION_FLAGS.values() if getattr(args, key, None) is not None}

@@ -7,6 +7,8 @@ msreid datasets cuhk01 /data/cuhk01 --num-test-ids 486 --split-seed 1 --check-fi
 ```
 """
 
+from keras_msreid.cli.arguments import add_dataset_options, dataset_options
+
 HELP = "Read a ReID dataset and print its identities, images and cameras per split."
 
 
@@ -20,9 +22,7 @@ def add_arguments(parser):
         action="store_true",
         help="decode every image once and report missing, corrupt, grayscale or RGBA files",
     )
-    parser.add_argument("--variant", help="cuhk03: labeled (default) or detected")
-    parser.add_argument("--num-test-ids", type=int, help="cuhk01: test identities (default 100)")
-    parser.add_argument("--split-seed", type=int, help="cuhk01: seed of the identity split")
+    add_dataset_options(parser)
 
 
 def run(args):
@@ -31,15 +31,6 @@ def run(args):
     from keras_msreid.datasets import build_dataset
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    options = {
-        key: value
-        for key, value in (
-            ("variant", args.variant),
-            ("num_test_ids", args.num_test_ids),
-            ("split_seed", args.split_seed),
-        )
-        if value is not None
-    }
-    dataset = build_dataset(args.name, args.root, check_files=args.check_files, **options)
+    dataset = build_dataset(args.name, args.root, check_files=args.check_files, **dataset_options(args))
     print(dataset.summary())
     return 0

@@ -3,7 +3,7 @@
 import json
 import logging
 
-from keras_msreid.cli.arguments import at_least, within
+from keras_msreid.cli.arguments import add_dataset_options, at_least, dataset_options, within
 
 HELP = "Evaluate a trained model (CMC rank-1/5/10/20, mAP, mINP) on a dataset's query/gallery split."
 
@@ -18,8 +18,7 @@ def add_arguments(parser):
     parser.add_argument("--shortlist", type=at_least(1), default=100, help="two-stage: embedding shortlist size K")
     parser.add_argument("--fusion-weight", type=within(0.0, 1.0), default=0.5,
                         help="weight of the CSN score in the fusion, both scores standardised per query")
-    parser.add_argument("--num-test-ids", type=int, help="CUHK01: test identities (100 or 486)")
-    parser.add_argument("--split-seed", type=int, help="CUHK01: seed of the identity split")
+    add_dataset_options(parser)
     parser.add_argument("--json", help="also write the results to this JSON file")
 
 
@@ -30,9 +29,8 @@ def run(args):
     from keras_msreid.retrieval.evaluate import evaluate_model
     from keras_msreid.utils.atomic import atomic_write_text
 
-    options = {key: getattr(args, key) for key in ("num_test_ids", "split_seed") if getattr(args, key) is not None}
     model = load_model(args.model)
-    dataset = build_dataset(args.dataset, args.root, check_files=True, **options)
+    dataset = build_dataset(args.dataset, args.root, check_files=True, **dataset_options(args))
     results = evaluate_model(
         model,
         dataset,

@@ -13,7 +13,7 @@ msreid export model.keras --out exported --modes float32 float16 dynamic int8 --
 ```
 """
 
-from keras_msreid.cli.arguments import at_least
+from keras_msreid.cli.arguments import add_dataset_options, at_least, dataset_options
 from keras_msreid.errors import UserError
 
 HELP = "Export a trained model to TFLite (float32, float16, dynamic, int8) with metadata."
@@ -36,8 +36,7 @@ def add_arguments(parser):
     parser.add_argument("--calibration-count", type=at_least(1), default=200, help="training images calibrating int8")
     parser.add_argument("--threshold-images", type=at_least(2), default=400, help="held-out images for the match threshold")
     parser.add_argument("--threshold-pairs", type=at_least(2), default=2000, help="pairs (half same-person) for the threshold")
-    parser.add_argument("--num-test-ids", type=int, help="cuhk01: test identities")
-    parser.add_argument("--split-seed", type=int, help="cuhk01: seed of the identity split")
+    add_dataset_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seeds the image and pair sampling")
     parser.add_argument("--validate", action="store_true", help="then validate every mode on the query/gallery split")
     parser.add_argument("--threads", type=at_least(1), help="--validate: LiteRT interpreter threads")
@@ -58,10 +57,8 @@ def run(args):
     if args.calibration_root:
         from keras_msreid.datasets import build_dataset
 
-        options = {
-            key: getattr(args, key) for key in ("num_test_ids", "split_seed") if getattr(args, key) is not None
-        }
-        dataset = build_dataset(args.calibration_dataset, args.calibration_root, check_files=True, **options)
+        dataset = build_dataset(args.calibration_dataset, args.calibration_root, check_files=True,
+                                **dataset_options(args))
         image_size = _image_size(args.model)
         images, ids = calibration_set(dataset.train, image_size, args.calibration_count, args.seed)
         calibration.update(calibration_images=images, calibration_ids=ids)

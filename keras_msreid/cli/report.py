@@ -12,7 +12,7 @@ msreid report --model m.keras --dataset market1501 --root data/Market-1501 --out
 import json
 import pathlib
 
-from keras_msreid.cli.arguments import at_least, within
+from keras_msreid.cli.arguments import add_dataset_options, at_least, dataset_options, within
 from keras_msreid.errors import UserError
 
 HELP = "Write a report (ranked lists, CMC plot, STN attention boxes, metrics.json) for a trained model."
@@ -25,8 +25,7 @@ def add_arguments(parser):
     parser.add_argument("--root", help="dataset root folder")
     parser.add_argument("--protocol", choices=("market1501", "cuhk01", "cuhk03_sgs"),
                         help="default: RUN_DIR's or market1501")
-    parser.add_argument("--num-test-ids", type=int, help="CUHK01: test identities (100 or 486)")
-    parser.add_argument("--split-seed", type=int, help="CUHK01: seed of the identity split")
+    add_dataset_options(parser)
     parser.add_argument("--out", help="report folder (default RUN_DIR/report)")
     parser.add_argument("--compare", nargs="*", default=[], help="other run folders whose metrics.json CMC to plot too")
     parser.add_argument("--ranking", default="auto", choices=("auto", "exhaustive", "two-stage"),
@@ -62,7 +61,7 @@ def run(args):
 
 def _resolve(args):
     """Model, dataset, protocol and output folder from RUN_DIR and/or the flags (flags win)."""
-    options = {key: getattr(args, key) for key in ("num_test_ids", "split_seed") if getattr(args, key) is not None}
+    options = dataset_options(args)
     source = {"model": args.model, "dataset": args.dataset, "root": args.root, "protocol": args.protocol,
               "options": options, "out": args.out, "label": pathlib.Path(args.model or "model").stem}
     if args.run_dir:

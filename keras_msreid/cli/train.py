@@ -3,6 +3,8 @@
 import dataclasses
 import logging
 
+from keras_msreid.cli.arguments import add_dataset_options, dataset_options
+
 HELP = "Train an MSReID model with model.fit; run again to resume after a kill."
 
 
@@ -24,12 +26,11 @@ def add_arguments(parser):
     _add(parser, "--eval-every", type=int, dest="eval_every", help="evaluate every N epochs")
     _add(parser, "--protocol", help="market1501, cuhk01 or cuhk03_sgs")
     _add(parser, "--seed", type=int)
-    _add(parser, "--num-test-ids", type=int, help="CUHK01: test identities (100 or 486)")
-    _add(parser, "--split-seed", type=int, help="CUHK01: seed of the identity split")
     _add(parser, "--strategy", choices=("default", "mirrored", "multi_worker"))
     _add(parser, "--mixed-precision", dest="mixed_precision", action="store_const", const=True)
     _add(parser, "--xla", dest="jit_compile", action="store_const", const=True,
          help="compile the train step with XLA (for GPUs: on a 2-core CPU it was 8x slower)")
+    add_dataset_options(parser)
     _add(parser, "--no-check-files", dest="check_files", action="store_const", const=False,
          help="skip decoding every image once before training")
 
@@ -41,17 +42,17 @@ def config_from_args(args):
 
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     overrides = {key: value for key, value in vars(args).items() if key in fields and value is not None}
-    options = {key: getattr(args, key) for key in ("num_test_ids", "split_seed") if getattr(args, key) is not None}
-    if options:
-        overrides["dataset_options"] = options
     try:
-        if args.config:
-            return TrainConfig.load(args.config, **overrides)
-        return TrainConfig(**overrides)
+        config = TrainConfig.load(args.config, **overrides) if args.config else TrainConfig(**overrides)
     except ConfigError as error:
         if error.key in overrides and error.key in _FLAGS:
             raise UserError(f"{_FLAGS[error.key]} {error.problem}") from None
         raise
+    # A reader option given as a flag replaces that option only, not the config's others.
+    options = dataset_options(args)
+    if options:
+        config = dataclasses.replace(config, dataset_options={**config.dataset_options, **options})
+    return config
 
 
 # TrainConfig field -> the flag that sets it, for error messages.

@@ -172,7 +172,8 @@ def train(config, extra_callbacks=(), verbose="auto"):
         if chief:
             callbacks.append(ResumableCheckpoint(run / "checkpoint", config.checkpoint_every_steps))
         if config.eval_every:
-            callbacks.append(ReIDEvaluation(dataset, config.eval_every, config.protocol))
+            callbacks.append(ReIDEvaluation(dataset, config.eval_every, config.protocol,
+                                           curve_path=logs / "evaluations.csv"))
         callbacks += [
             keras.callbacks.CSVLogger(str(logs / "history.csv"), append=True),
             keras.callbacks.TensorBoard(str(logs / "logs"), update_freq="epoch"),

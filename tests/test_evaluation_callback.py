@@ -1,0 +1,42 @@
+"""ReIDEvaluation: the learning curve it writes, and how a resumed run continues it."""
+
+import keras
+
+from conftest import TINY_MODEL
+from keras_msreid.data.pipeline import make_train_dataset
+from keras_msreid.datasets import build_dataset
+from keras_msreid.models import MSReID
+from keras_msreid.synthetic import write_market1501
+from keras_msreid.training.evaluation_callback import ReIDEvaluation, read_curve
+
+
+def _fit(model, dataset, epochs, callback, initial_epoch=0):
+    data = make_train_dataset(dataset.train, TINY_MODEL["image_size"], p=4, k=2, augment=None, seed=0)
+    model.fit(data, steps_per_epoch=2, epochs=epochs, initial_epoch=initial_epoch, callbacks=[callback], verbose=0)
+
+
+def test_curve_rows_per_evaluation_and_resumed_cpu_clock(tmp_path):
+    write_market1501(tmp_path / "data", num_ids=8, num_cameras=2, seed=1)
+    dataset = build_dataset("market1501", tmp_path / "data")
+    keras.utils.set_random_seed(0)
+    model = MSReID(num_classes=dataset.num_train_pids, **TINY_MODEL)
+    model.compile(optimizer="adam")
+    curve = tmp_path / "evaluations.csv"
+
+    first = ReIDEvaluation(dataset, every=2, protocol="market1501", curve_path=curve)
+    _fit(model, dataset, 4, first)
+    rows = read_curve(curve)
+    assert [row["epoch"] for row in rows] == [2, 4]  # every second epoch only
+    assert [row["step"] for row in rows] == [4, 8]
+    assert {f"{ranking}_{metric}" for ranking in ("embedding", "csn", "fusion")
+            for metric in ("rank1", "rank5", "mAP")} <= set(rows[0])
+    assert 0 < rows[0]["training_cpu_seconds"] < rows[1]["training_cpu_seconds"]
+    assert rows[1]["fusion_mAP"] == round(first.last_results["fusion"]["mAP"], 5)
+
+    # A new process resuming the run goes on from the file's last row.
+    resumed = ReIDEvaluation(dataset, every=2, protocol="market1501", curve_path=curve)
+    _fit(model, dataset, 6, resumed, initial_epoch=4)
+    rows = read_curve(curve)
+    assert [row["epoch"] for row in rows] == [2, 4, 6]
+    assert rows[2]["training_cpu_seconds"] > rows[1]["training_cpu_seconds"]
+    assert curve.read_text().count("epoch,step") == 1  # one header

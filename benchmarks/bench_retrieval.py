@@ -50,7 +50,7 @@ MARKET_IMAGES = 3368 + 15913
 def default_model():
     from keras_msreid.models import MSReID
 
-    model = MSReID()
+    model = MSReID.from_options()
     model.build()
     return model
 
@@ -120,7 +120,7 @@ def bench_scorer(args):
 
     # Correlations alone (both directions, every level), as the fastest form runs them.
     batch = best[2]
-    blocks = model.similarity_blocks
+    blocks = model.pair_head.similarities
 
     def correlations_only(inputs):
         total = 0.0

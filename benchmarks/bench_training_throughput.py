@@ -46,7 +46,7 @@ def time_training(options, steps, batch):
     images = np.random.default_rng(0).uniform(0, 255, (batch, 160, 64, 3)).astype("float32")
     labels = np.repeat(np.arange(batch // 4), 4).astype("int32")
     data = tf.data.Dataset.from_tensors((images, labels)).repeat()
-    model = MSReID(num_classes=batch // 4, **options)
+    model = MSReID.from_options(num_classes=batch // 4, **options)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
     timer = StepTimer()
     model.fit(data, steps_per_epoch=steps + 2, epochs=1, callbacks=[timer], verbose=0)

@@ -10,7 +10,9 @@ the embedding's top 10 (two-stage, "@10").
 
 Variants (issue 3): (a) all three levels, (b) high level only, (c) embedding only,
 (d) all levels without STN (fixed centre patch), (e) all levels without the ranking loss;
-(issue 11) (f) high level only without STN, (g) mid and high levels.
+(issue 11) (f) high level only without STN, (g) mid and high levels, and the peers
+MobileNetV2 x0.35 and x1.0 and MobileNetV3-Small (`keras.applications`, from scratch,
+the same embedding head, losses and recipe).
 
 Usage:
     python benchmarks/cuhk01_ablation.py ../shared/data/cuhk01 --minutes 6 --splits 0 1 2
@@ -31,7 +33,7 @@ import numpy as np
 
 from keras_msreid.data.pipeline import make_train_dataset, steps_per_epoch
 from keras_msreid.datasets import build_dataset
-from keras_msreid.models import MSReID
+from keras_msreid.models import ApplicationBackbone, MSReID
 from keras_msreid.retrieval.evaluate import evaluate_model
 from keras_msreid.utils.atomic import atomic_write_text
 
@@ -44,6 +46,11 @@ VARIANTS = {
     # Probes of why the high-level pair head idles at first (issue 11).
     "f_high_no_stn": dict(levels=("high",), use_stn=False),
     "g_mid_high": dict(levels=("mid", "high")),
+    # The peers a user would pick instead (issue 11): keras.applications networks from
+    # scratch under the same embedding head, losses and recipe; embedding only.
+    "p_mobilenetv2_x035": dict(application=("MobileNetV2", 0.35)),
+    "p_mobilenetv2_x1": dict(application=("MobileNetV2", 1.0)),
+    "p_mobilenetv3_small": dict(application=("MobileNetV3Small", 1.0)),
 }
 
 
@@ -78,7 +85,11 @@ def run_variant(name, dataset, seconds, seed, learning_rate, save_path=None):
     options = dict(VARIANTS[name])
     loss_weights = options.pop("loss_weights", None)
     keras.utils.set_random_seed(seed)
-    model = MSReID(num_classes=dataset.num_train_pids, **options)
+    if "application" in options:
+        application, alpha = options.pop("application")
+        model = MSReID(ApplicationBackbone(application, alpha), num_classes=dataset.num_train_pids)
+    else:
+        model = MSReID.from_options(num_classes=dataset.num_train_pids, **options)
     model.build()
     steps = steps_per_epoch(dataset.train)
     # Linear warm-up over one epoch, then constant (alpha=1: no decay), which stays fair

@@ -38,7 +38,7 @@ def main():
 
     dataset = build_dataset("cuhk01", args.root, num_test_ids=100, split_seed=args.split, check_files=False)
     keras.utils.set_random_seed(0)
-    model = MSReID(num_classes=dataset.num_train_pids, levels=tuple(args.levels))
+    model = MSReID.from_options(num_classes=dataset.num_train_pids, levels=tuple(args.levels))
     model.build()
     steps = steps_per_epoch(dataset.train)
     schedule = keras.optimizers.schedules.CosineDecay(

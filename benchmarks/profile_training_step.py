@@ -55,7 +55,7 @@ def batch_of(size):
 
 
 def step_ms(options, images, labels, steps):
-    model = MSReID(num_classes=int(labels.shape[0]) // 4, **options)
+    model = MSReID.from_options(num_classes=int(labels.shape[0]) // 4, **options)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
     return median_ms(lambda: model.train_on_batch(images, labels, return_dict=True), steps)
 
@@ -76,7 +76,7 @@ def trained_gradient(function, variables):
 
 def part_times(images, labels, steps):
     """(part, ms) of the all-levels model's step, each part alone."""
-    model = MSReID(num_classes=int(labels.shape[0]) // 4, levels=LEVELS)
+    model = MSReID.from_options(num_classes=int(labels.shape[0]) // 4, levels=LEVELS)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
     model.train_on_batch(images, labels)  # builds the optimizer
     outputs = model(images, training=True)
@@ -93,20 +93,21 @@ def part_times(images, labels, steps):
     pairs = int(anchors.shape[0])
 
     rows = []
-    trunk_variables = model.trunk.trainable_variables + model.embedding_head.trainable_variables
+    backbone = model.backbone
+    trunk_variables = backbone.trunk.trainable_variables + backbone.embedding_head.trainable_variables
     rows.append(("trunk + embedding head, forward + backward", median_ms(trained_gradient(
-        lambda: model.embedding_head(model.trunk(images, training=True)["high"], training=True),
+        lambda: backbone.embedding_head(backbone.trunk(images, training=True)["high"], training=True),
         trunk_variables), steps)))
-    maps = model.trunk(images, training=True)
+    maps = backbone.trunk(images, training=True)
     for level in LEVELS:
-        block = model.similarity_blocks[level]
+        block = backbone.similarity_features[level]
         trunk_map = tf.constant(maps[level])
         rows.append((f"{level}: projection + unit norm + STN (per image), fwd + bwd", median_ms(trained_gradient(
-            lambda block=block, trunk_map=trunk_map: block.features(trunk_map, training=True)[:2],
+            lambda block=block, trunk_map=trunk_map: block(trunk_map, training=True)[:2],
             block.trainable_variables + [trunk_map]), steps)))
     level_maps = []
     for level in LEVELS:
-        block = model.similarity_blocks[level]
+        block = model.pair_head.similarities[level]
         patches = tf.concat([tf.gather(outputs[f"{level}_patch"], anchors), tf.gather(outputs[f"{level}_patch"], others)], 0)
         pair_maps = tf.concat([tf.gather(outputs[f"{level}_map"], others), tf.gather(outputs[f"{level}_map"], anchors)], 0)
         patches, pair_maps = tf.constant(patches), tf.constant(pair_maps)
@@ -123,7 +124,7 @@ def part_times(images, labels, steps):
         both = reduce()
         level_maps.append(tf.constant(tf.reduce_mean(tf.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0)))
     rows.append((f"fusion head over {pairs} pairs, fwd + bwd", median_ms(trained_gradient(
-        lambda: model.fusion(level_maps, training=True), model.fusion.trainable_variables + level_maps), steps)))
+        lambda: model.pair_head.fusion(level_maps, training=True), model.pair_head.fusion.trainable_variables + level_maps), steps)))
     names = model.scorer_feature_names
     per_image = {name: tf.constant(outputs[name]) for name in names}
     rows.append(("pair gathers (take of every level's map and patch), fwd + bwd", median_ms(trained_gradient(

@@ -378,14 +378,16 @@ def export_model(
                 "outputs": outputs,
                 "ops": list_ops(model_bytes),
             }
+    backbone_config = model.backbone.get_config()
     metadata = {
         "format_version": FORMAT_VERSION,
         "image_size": list(image_size),
         "input": {"color": "RGB", "pixel_range": [0, 255], "layout": "NHWC"},
-        "embedding_dim": model.embedding_dim,
+        "embedding_dim": model.backbone.embedding_dim,
         "levels": list(model.levels),
-        "parts": model.parts,
-        "patch_size": list(model.patch_size),
+        # STN patches per level and their size; None for a backbone without them (a peer).
+        "parts": backbone_config.get("parts"),
+        "patch_size": list(backbone_config["patch_size"]) if "patch_size" in backbone_config else None,
         "scorer_feature_names": names,
         "signature": SIGNATURE_KEY,
         "match_threshold": match_threshold,

@@ -23,7 +23,7 @@ def files(tmp_path_factory):
     base = tmp_path_factory.mktemp("inputs")
     root = base / "synth"
     write_market1501(root, num_ids=8, num_cameras=2, seed=0, image_size=(64, 32))
-    model = MSReID(num_classes=4, **TINY_MODEL)
+    model = MSReID.from_options(num_classes=4, **TINY_MODEL)
     model.build()
     model.save(base / "model.keras")
     data = (base / "model.keras").read_bytes()

@@ -143,7 +143,7 @@ def colour_export(tmp_path_factory):
 @pytest.fixture(scope="module")
 def msreid_export(tmp_path_factory):
     keras.utils.set_random_seed(0)
-    model = MSReID(image_size=IMAGE_SIZE, patch_size=(3, 2), widths=(8, 16, 16, 32), depths=(1, 1, 1),
+    model = MSReID.from_options(image_size=IMAGE_SIZE, patch_size=(3, 2), widths=(8, 16, 16, 32), depths=(1, 1, 1),
                    similarity_channels=8, reduced_channels=8, fusion_channels=8, embedding_dim=16)
     model(np.zeros((1,) + IMAGE_SIZE + (3,), np.float32))
     # Batch-norm statistics away from their initial values, as after training.

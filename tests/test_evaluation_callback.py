@@ -19,7 +19,7 @@ def test_curve_rows_per_evaluation_and_resumed_cpu_clock(tmp_path):
     write_market1501(tmp_path / "data", num_ids=8, num_cameras=2, seed=1)
     dataset = build_dataset("market1501", tmp_path / "data")
     keras.utils.set_random_seed(0)
-    model = MSReID(num_classes=dataset.num_train_pids, **TINY_MODEL)
+    model = MSReID.from_options(num_classes=dataset.num_train_pids, **TINY_MODEL)
     model.compile(optimizer="adam")
     curve = tmp_path / "evaluations.csv"
 

@@ -45,7 +45,7 @@ def dataset_root(tmp_path_factory):
 def model_path(dataset_root, tmp_path_factory):
     keras.utils.set_random_seed(0)
     dataset = build_dataset("market1501", dataset_root)
-    model = MSReID(num_classes=dataset.num_train_pids, parts=2, **TINY_MODEL)
+    model = MSReID.from_options(num_classes=dataset.num_train_pids, parts=2, **TINY_MODEL)
     # Eager steps: tracing the training graph would cost more than these steps.
     # Fewer than about a dozen leave the pair scores flat (std ~1e-4 around 0.5),
     # and int8 noise of that size made their correlation with Keras a coin toss.

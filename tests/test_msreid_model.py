@@ -22,7 +22,7 @@ def pair_inputs(names, features_a, features_b):
 
 @pytest.fixture(scope="module")
 def model():
-    model = MSReID(num_classes=4, parts=2, **TINY_MODEL)
+    model = MSReID.from_options(num_classes=4, parts=2, **TINY_MODEL)
     model(images(2))
     # Non-trivial batch-norm statistics, so that inference differs from initialisation.
     for layer in model._flatten_layers():
@@ -62,41 +62,56 @@ def test_score_is_symmetric_and_both_correlation_forms_agree(model):
 
 
 def test_the_two_directions_are_averaged_before_the_reduction():
-    model = MSReID(**TINY_MODEL)
+    model = MSReID.from_options(**TINY_MODEL)
     features = model(images(4, seed=3))
     a = {name: value[:2] for name, value in features.items()}
     b = {name: value[2:] for name, value in features.items()}
     level_maps = []
     for level in model.levels:  # the slow way: each direction's correlation on its own
-        block = model.similarity_blocks[level]
+        block = model.pair_head.similarities[level]
         correlation = block.correlations["grouped"]
         ab = correlation([a[f"{level}_patch"], b[f"{level}_map"]])
         ba = correlation([b[f"{level}_patch"], a[f"{level}_map"]])
         level_maps.append(keras.ops.relu(block.reduction_norm(block.reduction((ab + ba) / 2))))
-    expected = np.reshape(model.fusion(level_maps), (-1,))
+    expected = np.reshape(model.pair_head.fusion(level_maps), (-1,))
     np.testing.assert_allclose(model.pair_logits(a, b), expected, atol=1e-5)
     np.testing.assert_allclose(model.pair_logits(b, a), model.pair_logits(a, b), atol=1e-6)
 
 
 @pytest.mark.parametrize("pair_stride,grids", [(16, [(4, 2)] * 3), (8, [(8, 4), (8, 4), (4, 2)]), (4, [(16, 8), (8, 4), (4, 2)])])
 def test_every_level_is_compared_on_the_pair_stride_grid(pair_stride, grids):
-    model = MSReID(pair_stride=pair_stride, **TINY_MODEL)
+    model = MSReID.from_options(pair_stride=pair_stride, **TINY_MODEL)
     features = model(images(2, seed=4))
     a = {name: value[:1] for name, value in features.items()}
     b = {name: value[1:] for name, value in features.items()}
-    shapes = [tuple(model.similarity_blocks[level]([a[f"{level}_patch"], a[f"{level}_map"], b[f"{level}_patch"],
+    shapes = [tuple(model.pair_head.similarities[level]([a[f"{level}_patch"], a[f"{level}_map"], b[f"{level}_patch"],
                                                      b[f"{level}_map"]]).shape[1:3]) for level in model.levels]
     assert shapes == grids  # 64 x 32 images: strides 4, 8, 16 give 16x8, 8x4 and 4x2 maps
     assert model.pair_logits(a, b).shape == (1,)
     with pytest.raises(ValueError, match=r"pair_stride must be one of \(4, 8, 16\)"):
-        MSReID(pair_stride=32, **TINY_MODEL)
+        MSReID.from_options(pair_stride=32, **TINY_MODEL)
 
 
-def test_a_model_saved_with_the_earlier_pair_head_is_refused():
-    config = MSReID(**TINY_MODEL).get_config()
-    assert config["pair_stride"] == 16
-    with pytest.raises(ValueError, match=r"saved by an earlier keras_msreid \(options \['merge_directions'\]\)"):
-        MSReID.from_config({**config, "merge_directions": "maps"})
+def test_a_model_saved_before_the_backbone_split_is_refused_with_the_way_out():
+    config = MSReID.from_options(**TINY_MODEL).get_config()
+    assert config["pair_head"]["config"]["pair_stride"] == 16
+    flat = {key: value for key, value in config.items() if key not in ("backbone", "pair_head")}
+    with pytest.raises(ValueError, match=r"saved by an earlier keras_msreid, before the backbone .*convert_flat_model"):
+        MSReID.from_config({**flat, **TINY_MODEL})
+
+
+def test_parts_are_named_and_checked():
+    from keras_msreid.models import MSReIDBackbone, MSReIDPairHead
+
+    model = MSReID(MSReIDBackbone(levels=("mid", "high")), MSReIDPairHead(levels=("mid", "high")), num_classes=3)
+    assert model.levels == ("mid", "high") and model.scorer_feature_names == [
+        "mid_map", "mid_patch", "high_map", "high_patch"]
+    with pytest.raises(ValueError, match=r"pair head compares levels \['high'\] but the backbone computes \['mid', 'high'\]"):
+        MSReID(MSReIDBackbone(levels=("mid", "high")), MSReIDPairHead(levels=("high",)))
+    with pytest.raises(ValueError, match="no pair head to compare them"):
+        MSReID(MSReIDBackbone(levels=("high",)))
+    with pytest.raises(ValueError, match=r"unknown model options \['pair_strid'\]"):
+        MSReID.from_options(pair_strid=8)
 
 
 def test_save_and_load_in_safe_mode_keeps_outputs(model, tmp_path):
@@ -111,7 +126,7 @@ def test_save_and_load_in_safe_mode_keeps_outputs(model, tmp_path):
 
 def test_fit_lowers_the_loss_on_a_fixed_batch():
     keras.utils.set_random_seed(0)
-    model = MSReID(num_classes=4, levels=("low", "high"), **TINY_MODEL)
+    model = MSReID.from_options(num_classes=4, levels=("low", "high"), **TINY_MODEL)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), random_positives=0, random_negatives=0)
     x = images(16)
     y = np.repeat(np.arange(4), 4).astype("int32")
@@ -123,7 +138,7 @@ def test_fit_lowers_the_loss_on_a_fixed_batch():
 
 
 def test_a_loaded_model_is_compiled_as_it_was_saved(tmp_path):
-    model = MSReID(num_classes=4, levels=("high",), **TINY_MODEL)
+    model = MSReID.from_options(num_classes=4, levels=("high",), **TINY_MODEL)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss_weights={"ranking": 0.5}, hard_negatives=2,
                   random_negatives=0)
     x, y = images(8), np.repeat(np.arange(4), 2).astype("int32")
@@ -139,19 +154,19 @@ def test_a_loaded_model_is_compiled_as_it_was_saved(tmp_path):
 
 
 def test_embedding_only_model_has_no_scorer_and_bad_arguments_are_named():
-    model = MSReID(levels=(), **TINY_MODEL)
+    model = MSReID.from_options(levels=(), **TINY_MODEL)
     assert model.scorer_feature_names == []
     with pytest.raises(ValueError, match="no similarity levels"):
         model.scorer()
     with pytest.raises(ValueError, match=r"unknown levels \['top'\]"):
-        MSReID(levels=("top",))
+        MSReID.from_options(levels=("top",))
     with pytest.raises(ValueError, match=r"unknown loss_weights \['rank'\]"):
-        MSReID(**TINY_MODEL).compile(loss_weights={"rank": 1.0})
+        MSReID.from_options(**TINY_MODEL).compile(loss_weights={"rank": 1.0})
     with pytest.raises(ValueError, match=r"image_size must be divisible by 16, got \(60, 32\)"):
-        MSReID(image_size=(60, 32))
+        MSReID.from_options(image_size=(60, 32))
 
 
 def test_default_model_fits_the_parameter_budget():
-    model = MSReID(num_classes=None)
+    model = MSReID.from_options(num_classes=None)
     model(np.zeros((1, 160, 64, 3), "float32"))
     assert model.count_params() <= 2_000_000

@@ -27,7 +27,7 @@ def run_dir(tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
     TrainConfig(dataset="market1501", root=str(root), image_size=(64, 32), patch_size=(3, 2)).save(run / "config.yaml")
     keras.utils.set_random_seed(0)
-    model = MSReID(num_classes=4, **TINY_MODEL)
+    model = MSReID.from_options(num_classes=4, **TINY_MODEL)
     model.build()
     model.save(run / "model.keras")
     return run, model

@@ -25,7 +25,7 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(0)
-    model = MSReID(num_classes=4, **TINY_MODEL)
+    model = MSReID.from_options(num_classes=4, **TINY_MODEL)
     model.build()
     return model
 
@@ -84,7 +84,7 @@ def test_evaluate_model_gives_three_sane_rankings_and_two_stage_agrees(model, da
 
 
 def test_embedding_only_model_gives_only_the_embedding_ranking(dataset):
-    model = MSReID(levels=(), **TINY_MODEL)
+    model = MSReID.from_options(levels=(), **TINY_MODEL)
     results = evaluate_model(model, dataset, ranking="two-stage")
     assert list(results) == ["embedding"]
 

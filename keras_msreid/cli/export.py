@@ -101,6 +101,6 @@ def _image_size(model_path):
     try:
         with zipfile.ZipFile(model_path) as archive:
             config = json.loads(archive.read("config.json"))
-        return tuple(config["config"]["image_size"])
+        return tuple(config["config"]["backbone"]["config"]["image_size"])
     except (OSError, KeyError, zipfile.BadZipFile) as error:
         raise UserError(f"{model_path} is not an MSReID .keras file ({error})") from None

@@ -17,6 +17,6 @@ def run(args):
     if args.model:
         model = load_model(args.model)
     else:
-        model = MSReID(image_size=tuple(args.image_size), levels=tuple(args.levels), num_classes=args.num_classes)
+        model = MSReID.from_options(image_size=tuple(args.image_size), levels=tuple(args.levels), num_classes=args.num_classes)
     print(format_budget(model_budget(model)))
     return 0

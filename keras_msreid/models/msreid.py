@@ -1,4 +1,6 @@
-"""MSReID: the multi-level similarity Siamese network, trainable with `model.fit`."""
+"""MSReID: the multi-level similarity Siamese network as a task, trainable with `model.fit`."""
+
+import inspect
 
 import keras
 import tensorflow as tf
@@ -6,16 +8,11 @@ from keras import layers, ops
 
 from keras_msreid import losses
 from keras_msreid.errors import UserError
-from keras_msreid.layers.conv_similarity import ConvSimilarity
-from keras_msreid.layers.embedding_head import EmbeddingHead
-from keras_msreid.layers.similarity_fusion import SimilarityFusion
 from keras_msreid.layers.unit_norm import unit_normalize
 from keras_msreid.losses.masked_mean import masked_mean
 from keras_msreid.losses.pair_mining import mine_pairs
-from keras_msreid.models.trunk import LEVEL_STRIDES, build_trunk, check_patch_fits
-
-# Image strides of the grid on which pairs are compared (`pair_stride`).
-PAIR_STRIDES = (4, 8, 16)
+from keras_msreid.models.backbone import MSReIDBackbone
+from keras_msreid.models.pair_head import MSReIDPairHead
 DEFAULT_LOSS_WEIGHTS = {"identity": 1.0, "triplet": 1.0, "verification": 1.0, "ranking": 1.0}
 DEFAULT_LOSS_OPTIONS = {
     # Pairs scored per anchor: its hardest positives and negatives by embedding
@@ -34,167 +31,112 @@ DEFAULT_LOSS_OPTIONS = {
 
 @keras.saving.register_keras_serializable(package="keras_msreid")
 class MSReID(keras.Model):
-    """Compares two pedestrian images at several depths of a shared trunk.
+    """The re-identification task: a backbone, a pair head, and how they are trained together.
 
-    Per image, the trunk gives maps at three levels; at each level in `levels` a
-    `ConvSimilarity` block normalises the map and crops STN patches; an
-    `EmbeddingHead` pools the high-level map into an embedding. Per pair, each
-    image's patches are correlated over the other's maps (both directions) on one
-    grid of positions (`pair_stride` pixels apart, the high level's grid by
-    default), the two directions' correlations are averaged, so `score(A, B) ==
-    score(B, A)`, and the levels are fused from low to high into one logit.
-
-    `model(images)` returns the per-image outputs; `model.fit(pk_batches)` mines
-    pairs and triplets inside each batch of P identities x K images and trains
-    score and embedding together (see `compile`). `extractor()` and `scorer()` are
-    functional views of the same weights for retrieval and export.
+    Per image, the `backbone` (`MSReIDBackbone`) gives an embedding and each
+    level's similarity features; per pair, the `pair_head` (`MSReIDPairHead`, or
+    `None` for an embedding-only model) gives one symmetric logit. `model(images)`
+    returns the backbone's outputs, with `id_logits` of the identity classifier when
+    `num_classes` is set; `model.fit(pk_batches)` mines pairs and triplets inside
+    each batch of P identities x K images and trains score and embedding together
+    (see `compile`). `extractor()` and `scorer()` are functional views of the same
+    weights for retrieval and export. `MSReID.from_options` builds both parts from
+    one flat mapping of options (what `TrainConfig` and the CLI pass).
 
     Example:
 
-    >>> model = MSReID(num_classes=751)
+    >>> model = MSReID(MSReIDBackbone(levels=("mid", "high")), MSReIDPairHead(levels=("mid", "high")),
+    ...                num_classes=751)      # or MSReID.from_options(levels=("mid", "high"), num_classes=751)
     >>> model.compile(optimizer="adam")
     >>> model.fit(train_dataset, steps_per_epoch=100, epochs=60)   # (images, ids) PK batches
     >>> features = model.extractor().predict(images)
     >>> scores = model.scorer().predict(pair_inputs(features, features))
     """
 
-    def __init__(
-        self,
-        image_size=(160, 64),
-        levels=("low", "mid", "high"),
-        parts=1,
-        patch_size=(5, 3),
-        widths=(32, 64, 128, 256),
-        depths=(2, 3, 3),
-        similarity_channels=32,
-        reduced_channels=32,
-        fusion_channels=32,
-        embedding_dim=128,
-        num_classes=None,
-        use_stn=True,
-        correlation="grouped",
-        pair_stride=16,
-        **kwargs,
-    ):
+    def __init__(self, backbone, pair_head=None, num_classes=None, **kwargs):
         super().__init__(**kwargs)
-        unknown = [level for level in levels if level not in LEVEL_STRIDES]
-        if unknown:
-            raise UserError(f"unknown levels {unknown}; choose from {list(LEVEL_STRIDES)}")
-        self.image_size = tuple(int(v) for v in image_size)
-        self.levels = tuple(sorted(levels, key=LEVEL_STRIDES.get))
-        self.parts = int(parts)
-        self.patch_size = tuple(int(v) for v in patch_size)
-        check_patch_fits(self.image_size, self.patch_size, self.levels)
-        self.widths = tuple(int(v) for v in widths)
-        self.depths = tuple(int(v) for v in depths)
-        self.similarity_channels = int(similarity_channels)
-        self.reduced_channels = int(reduced_channels)
-        self.fusion_channels = int(fusion_channels)
-        self.embedding_dim = int(embedding_dim)
+        if pair_head is not None and tuple(pair_head.levels) != tuple(backbone.levels):
+            raise UserError(f"the pair head compares levels {list(pair_head.levels)} but the backbone computes "
+                            f"{list(backbone.levels)}")
+        if pair_head is None and backbone.levels:
+            raise UserError(f"the backbone computes similarity features at {list(backbone.levels)} but there is "
+                            "no pair head to compare them: give one, or a backbone with levels=()")
+        self.backbone = backbone
+        self.pair_head = pair_head
         self.num_classes = None if num_classes is None else int(num_classes)
-        self.use_stn = bool(use_stn)
-        self.correlation = correlation
-        self.pair_stride = int(pair_stride)
-        if self.pair_stride not in PAIR_STRIDES:
-            raise UserError(f"pair_stride must be one of {PAIR_STRIDES} (image pixels), got {pair_stride!r}")
-        # Every level is compared on the grid `pair_stride` pixels apart (or its own,
-        # if coarser): the per-pair work then no longer grows with a level's
-        # resolution, while each patch keeps its level's detail (docs/RESULTS.md,
-        # "Where a training step's time goes").
-        correlation_strides = {level: max(1, self.pair_stride // LEVEL_STRIDES[level]) for level in self.levels}
-
-        self.trunk = build_trunk(self.image_size, self.widths, self.depths)
-        self.similarity_blocks = {
-            level: ConvSimilarity(
-                channels=self.similarity_channels,
-                patch_size=self.patch_size,
-                parts=self.parts,
-                reduced_channels=self.reduced_channels,
-                learn_transform=self.use_stn,
-                correlation=correlation,
-                strides=correlation_strides[level],
-                name=f"{level}_similarity",
-            )
-            for level in self.levels
-        }
-        self.fusion = (
-            SimilarityFusion(
-                [LEVEL_STRIDES[level] * correlation_strides[level] for level in self.levels],
-                self.fusion_channels,
-                name="fusion",
-            )
-            if self.levels
-            else None
-        )
-        self.embedding_head = EmbeddingHead(self.embedding_dim, name="embedding_head")
         self.classifier = (
             layers.Dense(self.num_classes, use_bias=False, name="classifier") if self.num_classes else None
         )
         self.loss_weights = dict(DEFAULT_LOSS_WEIGHTS)
         self.loss_options = dict(DEFAULT_LOSS_OPTIONS)
-        self.trackers = {
-            name: keras.metrics.Mean(name=f"{name}_loss") for name in DEFAULT_LOSS_WEIGHTS
-        }
-        self.trackers["pair_accuracy"] = keras.metrics.Mean(name="pair_accuracy")
+        # A tracker per loss term this model can have: no pair terms without a pair head.
+        terms = [name for name in DEFAULT_LOSS_WEIGHTS if name != "identity" or self.classifier is not None]
+        if pair_head is None:
+            terms = [name for name in terms if name not in ("verification", "ranking")]
+        self.trackers = {name: keras.metrics.Mean(name=f"{name}_loss") for name in terms}
+        if pair_head is not None:
+            self.trackers["pair_accuracy"] = keras.metrics.Mean(name="pair_accuracy")
 
-    def build(self, input_shape=None):
-        """Builds every sub-layer from the image size (the input shape is fixed)."""
-        batch = (None,) + self.image_size + (3,)
-        self.trunk.build(batch)
-        maps = self.trunk.compute_output_shape(batch)
-        self.embedding_head.build(maps["high"])
-        if self.classifier is not None:
-            self.classifier.build((None, self.embedding_dim))
-        similarity_shapes = []
-        for level in self.levels:
-            block = self.similarity_blocks[level]
-            block.build(maps[level])
-            similarity_shapes.append(block.similarity_shape(maps[level]))
-        if self.fusion is not None:
-            self.fusion.build(similarity_shapes)
-        self.built = True
+    @classmethod
+    def from_options(cls, num_classes=None, **options):
+        """A model from one flat mapping of `MSReIDBackbone` and `MSReIDPairHead` options.
 
-    # ------------------------------------------------------------------ per image
+        `levels` goes to both; a model with `levels=()` has no pair head. An option
+        neither part takes is an error naming it.
+        """
+        backbone_names = set(inspect.signature(MSReIDBackbone.__init__).parameters) - {"self", "kwargs"}
+        head_names = set(inspect.signature(MSReIDPairHead.__init__).parameters) - {"self", "kwargs"}
+        unknown = sorted(set(options) - backbone_names - head_names)
+        if unknown:
+            raise UserError(f"unknown model options {unknown}; known: {sorted(backbone_names | head_names)}")
+        backbone = MSReIDBackbone(**{key: value for key, value in options.items() if key in backbone_names},
+                                  name="backbone")
+        head_options = {key: value for key, value in options.items() if key in head_names and key != "levels"}
+        pair_head = MSReIDPairHead(backbone.levels, **head_options, name="pair_head") if backbone.levels else None
+        return cls(backbone, pair_head, num_classes)
+
+    @property
+    def image_size(self):
+        return self.backbone.image_size
+
+    @property
+    def levels(self):
+        return self.backbone.levels
+
     @property
     def scorer_feature_names(self):
         """Names of the extractor outputs the scorer needs, per image."""
-        return [f"{level}_{kind}" for level in self.levels for kind in ("map", "patch")]
+        return self.backbone.pair_feature_names
 
-    def call(self, images, training=None):
-        maps = self.trunk(images, training=training)
-        features, embedding = self.embedding_head(maps["high"], training=training)
-        outputs = {"features": features, "embedding": embedding}
+    def build(self, input_shape=None):
+        """Builds every part from the image size (the input shape is fixed)."""
+        # A loaded backbone and pair head arrive built (each has its own build config).
+        if not self.backbone.built:
+            self.backbone.build()
+        shapes = self.backbone.output_shapes()
         if self.classifier is not None:
-            outputs["id_logits"] = self.classifier(embedding)
-        for level in self.levels:
-            unit_map, patches, theta = self.similarity_blocks[level].features(maps[level], training=training)
-            outputs[f"{level}_map"] = unit_map
-            outputs[f"{level}_patch"] = patches
-            outputs[f"{level}_theta"] = theta
+            self.classifier.build(shapes["embedding"])
+        if self.pair_head is not None and not self.pair_head.built:
+            self.pair_head.build(shapes)
+        self.built = True
+
+    # ------------------------------------------------------------------ per image
+    def call(self, images, training=None):
+        outputs = dict(self.backbone(images, training=training))
+        if self.classifier is not None:
+            outputs["id_logits"] = self.classifier(outputs["embedding"])
         return outputs
 
     # ------------------------------------------------------------------- per pair
     def pair_logits(self, features_a, features_b, training=None, correlation=None):
-        """Symmetric logits `(pairs,)` of aligned pairs from two dicts of per-image features.
-
-        At each level, A's patches are correlated over B's map and B's over A's in
-        one call, and the two directions averaged (`ConvSimilarity`).
-        """
-        level_maps = [
-            self.similarity_blocks[level](
-                [features_a[f"{level}_patch"], features_a[f"{level}_map"],
-                 features_b[f"{level}_patch"], features_b[f"{level}_map"]],
-                training=training, correlation=correlation,
-            )
-            for level in self.levels
-        ]
-        return ops.reshape(self.fusion(level_maps, training=training), (-1,))
+        """Symmetric logits `(pairs,)` of aligned pairs from two dicts of per-image features."""
+        return self.pair_head(features_a, features_b, training=training, correlation=correlation)
 
     # ----------------------------------------------------------- functional views
     def extractor(self):
         """Functional model: images -> embedding (unit norm), per-level maps, patches, theta."""
         images = keras.Input(self.image_size + (3,), name="images")
-        outputs = self(images, training=False)
+        outputs = self.backbone(images, training=False)
         extracted = {"embedding": unit_normalize(outputs["embedding"])}
         for level in self.levels:
             for kind in ("map", "patch", "theta"):
@@ -207,14 +149,11 @@ class MSReID(keras.Model):
         `correlation="shift_add"` uses builtin element-wise ops only (TFLite);
         `"grouped"` is faster on a desktop for large batches of pairs.
         """
-        if not self.levels:
+        if self.pair_head is None:
             raise ValueError("this model has no similarity levels: rank by its embedding instead")
-        extractor = self.extractor()
-        inputs = {}
-        for side in ("a", "b"):
-            for name in self.scorer_feature_names:
-                shape = extractor.output[name].shape[1:]
-                inputs[f"{side}_{name}"] = keras.Input(shape, name=f"{side}_{name}")
+        shapes = self.backbone.output_shapes()
+        inputs = {f"{side}_{name}": keras.Input(shapes[name][1:], name=f"{side}_{name}")
+                  for side in ("a", "b") for name in self.scorer_feature_names}
         split = {
             side: {name: inputs[f"{side}_{name}"] for name in self.scorer_feature_names} for side in ("a", "b")
         }
@@ -272,7 +211,7 @@ class MSReID(keras.Model):
             )
         if weights["triplet"]:
             terms["triplet"] = losses.batch_hard_triplet_loss(labels, features, options["triplet_margin"])
-        if self.levels and (weights["verification"] or weights["ranking"]):
+        if self.pair_head is not None and (weights["verification"] or weights["ranking"]):
             terms.update(self._score_losses(labels, features, y_pred, options, training))
         total = 0.0
         for name, value in terms.items():
@@ -328,28 +267,20 @@ class MSReID(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(
-            image_size=self.image_size,
-            levels=self.levels,
-            parts=self.parts,
-            patch_size=self.patch_size,
-            widths=self.widths,
-            depths=self.depths,
-            similarity_channels=self.similarity_channels,
-            reduced_channels=self.reduced_channels,
-            fusion_channels=self.fusion_channels,
-            embedding_dim=self.embedding_dim,
+            backbone=keras.saving.serialize_keras_object(self.backbone),
+            pair_head=keras.saving.serialize_keras_object(self.pair_head) if self.pair_head is not None else None,
             num_classes=self.num_classes,
-            use_stn=self.use_stn,
-            correlation=self.correlation,
-            pair_stride=self.pair_stride,
         )
         return config
 
     @classmethod
     def from_config(cls, config):
-        outdated = sorted({"merge_directions", "low_level_stride"} & set(config))
-        if outdated:
-            raise UserError(f"this model was saved by an earlier keras_msreid (options {outdated}): its pair head "
-                            "compared and merged the two images differently, so these weights cannot be reused; "
-                            "train it again with this version")
+        config = dict(config)
+        if "backbone" not in config:
+            raise UserError("this model was saved by an earlier keras_msreid, before the backbone and the pair head "
+                            "were apart: convert it once with `python scripts/convert_flat_model.py OLD NEW`, or "
+                            "train it again")
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        if config.get("pair_head") is not None:
+            config["pair_head"] = keras.saving.deserialize_keras_object(config["pair_head"])
         return cls(**config)

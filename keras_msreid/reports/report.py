@@ -101,7 +101,7 @@ def draw_attention_pair(model, records, path, captions=None):
     boxes = [
         {
             level: theta_to_boxes(features[f"{level}_theta"][index], features[f"{level}_map"].shape[1:3],
-                                  model.image_size, model.patch_size)
+                                  model.image_size, model.backbone.patch_size)
             for level in model.levels
         }
         for index in range(len(records))

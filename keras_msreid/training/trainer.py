@@ -100,7 +100,7 @@ def check_run_folder(config):
 
 
 def build_model(config, num_classes):
-    return MSReID(
+    return MSReID.from_options(
         image_size=config.image_size,
         levels=config.levels,
         parts=config.parts,

@@ -1,0 +1,112 @@
+"""MSReIDBackbone: one image to everything the pair head and retrieval need of it."""
+
+import keras
+
+from keras_msreid.errors import UserError
+from keras_msreid.layers.embedding_head import EmbeddingHead
+from keras_msreid.layers.similarity_features import SimilarityFeatures
+from keras_msreid.models.trunk import LEVEL_STRIDES, build_trunk, check_patch_fits
+
+
+@keras.saving.register_keras_serializable(package="keras_msreid")
+class MSReIDBackbone(keras.Model):
+    """The per-image network: a compact trunk, an embedding, and each level's similarity features.
+
+    `backbone(images)` (RGB in [0, 255], `image_size + (3,)`) returns a dict:
+    `features` (the embedding before its batch norm, for the triplet loss),
+    `embedding`, and for each level in `levels` its unit-norm similarity map
+    `<level>_map`, STN patches `<level>_patch` and their transform `<level>_theta`
+    (`SimilarityFeatures`). All of it is computed once per image; `MSReIDPairHead`
+    compares two images' outputs.
+
+    Example:
+
+    >>> backbone = MSReIDBackbone(image_size=(160, 64), levels=("mid", "high"))
+    >>> outputs = backbone(keras.random.uniform((2, 160, 64, 3), 0, 255))
+    >>> tuple(outputs["high_map"].shape), tuple(outputs["embedding"].shape)
+    ((2, 10, 4, 32), (2, 128))
+    """
+
+    def __init__(
+        self,
+        image_size=(160, 64),
+        levels=("low", "mid", "high"),
+        widths=(32, 64, 128, 256),
+        depths=(2, 3, 3),
+        similarity_channels=32,
+        patch_size=(5, 3),
+        parts=1,
+        use_stn=True,
+        embedding_dim=128,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        unknown = [level for level in levels if level not in LEVEL_STRIDES]
+        if unknown:
+            raise UserError(f"unknown levels {unknown}; choose from {list(LEVEL_STRIDES)}")
+        self.image_size = tuple(int(v) for v in image_size)
+        self.levels = tuple(sorted(levels, key=LEVEL_STRIDES.get))
+        self.widths = tuple(int(v) for v in widths)
+        self.depths = tuple(int(v) for v in depths)
+        self.similarity_channels = int(similarity_channels)
+        self.patch_size = tuple(int(v) for v in patch_size)
+        self.parts = int(parts)
+        self.use_stn = bool(use_stn)
+        self.embedding_dim = int(embedding_dim)
+        check_patch_fits(self.image_size, self.patch_size, self.levels)
+        self.trunk = build_trunk(self.image_size, self.widths, self.depths)
+        self.embedding_head = EmbeddingHead(self.embedding_dim, name="embedding_head")
+        self.similarity_features = {
+            level: SimilarityFeatures(self.similarity_channels, self.patch_size, self.parts,
+                                      learn_transform=self.use_stn, name=f"{level}_features")
+            for level in self.levels
+        }
+
+    @property
+    def pair_feature_names(self):
+        """The names of the outputs a pair head compares, per image."""
+        return [f"{level}_{kind}" for level in self.levels for kind in ("map", "patch")]
+
+    def build(self, input_shape=None):
+        """Builds every layer from the image size (the input shape is fixed)."""
+        batch = (None,) + self.image_size + (3,)
+        self.trunk.build(batch)
+        maps = self.trunk.compute_output_shape(batch)
+        self.embedding_head.build(maps["high"])
+        for level in self.levels:
+            self.similarity_features[level].build(maps[level])
+        self.built = True
+
+    def call(self, images, training=None):
+        maps = self.trunk(images, training=training)
+        features, embedding = self.embedding_head(maps["high"], training=training)
+        outputs = {"features": features, "embedding": embedding}
+        for level in self.levels:
+            unit_map, patches, theta = self.similarity_features[level](maps[level], training=training)
+            outputs.update({f"{level}_map": unit_map, f"{level}_patch": patches, f"{level}_theta": theta})
+        return outputs
+
+    def output_shapes(self):
+        """The shape of each output, for a batch of `None` images."""
+        batch = (None,) + self.image_size + (3,)
+        maps = self.trunk.compute_output_shape(batch)
+        shapes = {"features": (None, self.embedding_dim), "embedding": (None, self.embedding_dim)}
+        for level in self.levels:
+            unit_map, patches, theta = self.similarity_features[level].compute_output_shape(maps[level])
+            shapes.update({f"{level}_map": unit_map, f"{level}_patch": patches, f"{level}_theta": theta})
+        return shapes
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            image_size=self.image_size,
+            levels=self.levels,
+            widths=self.widths,
+            depths=self.depths,
+            similarity_channels=self.similarity_channels,
+            patch_size=self.patch_size,
+            parts=self.parts,
+            use_stn=self.use_stn,
+            embedding_dim=self.embedding_dim,
+        )
+        return config

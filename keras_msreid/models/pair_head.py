@@ -1,0 +1,100 @@
+"""MSReIDPairHead: two images' backbone outputs to one symmetric logit per pair."""
+
+import keras
+from keras import ops
+
+from keras_msreid.errors import UserError
+from keras_msreid.layers.conv_similarity import ConvSimilarity
+from keras_msreid.layers.similarity_fusion import SimilarityFusion
+from keras_msreid.models.trunk import LEVEL_STRIDES
+
+# Image strides of the grid on which pairs are compared (`pair_stride`).
+PAIR_STRIDES = (4, 8, 16)
+
+
+@keras.saving.register_keras_serializable(package="keras_msreid")
+class MSReIDPairHead(keras.layers.Layer):
+    """Multi-level similarity of aligned pairs: `head(features_a, features_b)` -> logits `(pairs,)`.
+
+    `features_a` and `features_b` are dicts of per-image backbone outputs
+    (`<level>_map`, `<level>_patch`), row i of one paired with row i of the other.
+    At each level a `ConvSimilarity` correlates each image's patches over the
+    other's map, both directions in one call, averaged, so that
+    `head(a, b) == head(b, a)`; every level is compared on the grid `pair_stride`
+    image pixels apart (or its own, if coarser), so the per-pair work does not grow
+    with a level's resolution while each patch keeps its level's detail
+    (docs/RESULTS.md, "Where a training step's time goes"). A `SimilarityFusion`
+    joins the levels from low to high into one logit.
+
+    Example:
+
+    >>> backbone = MSReIDBackbone(levels=("mid", "high"))
+    >>> head = MSReIDPairHead(levels=("mid", "high"))
+    >>> features = backbone(keras.random.uniform((4, 160, 64, 3), 0, 255))
+    >>> a = {name: value[:2] for name, value in features.items()}
+    >>> b = {name: value[2:] for name, value in features.items()}
+    >>> tuple(head(a, b).shape)
+    (2,)
+    """
+
+    def __init__(self, levels=("low", "mid", "high"), pair_stride=16, reduced_channels=32, fusion_channels=32,
+                 correlation="grouped", **kwargs):
+        super().__init__(**kwargs)
+        unknown = [level for level in levels if level not in LEVEL_STRIDES]
+        if unknown or not levels:
+            raise UserError(f"a pair head needs levels from {list(LEVEL_STRIDES)}, got {list(levels)}")
+        self.levels = tuple(sorted(levels, key=LEVEL_STRIDES.get))
+        self.pair_stride = int(pair_stride)
+        if self.pair_stride not in PAIR_STRIDES:
+            raise UserError(f"pair_stride must be one of {PAIR_STRIDES} (image pixels), got {pair_stride!r}")
+        self.reduced_channels = int(reduced_channels)
+        self.fusion_channels = int(fusion_channels)
+        self.correlation = correlation
+        correlation_strides = {level: max(1, self.pair_stride // LEVEL_STRIDES[level]) for level in self.levels}
+        self.similarities = {
+            level: ConvSimilarity(self.reduced_channels, correlation, correlation_strides[level],
+                                  name=f"{level}_similarity")
+            for level in self.levels
+        }
+        self.fusion = SimilarityFusion(
+            [LEVEL_STRIDES[level] * correlation_strides[level] for level in self.levels],
+            self.fusion_channels,
+            name="fusion",
+        )
+
+    @property
+    def feature_names(self):
+        """The per-image inputs this head compares."""
+        return [f"{level}_{kind}" for level in self.levels for kind in ("map", "patch")]
+
+    def build(self, feature_shapes):
+        """`feature_shapes`: a dict of the backbone's output shapes (at least `feature_names`)."""
+        similarity_shapes = []
+        for level in self.levels:
+            shapes = [feature_shapes[f"{level}_patch"], feature_shapes[f"{level}_map"]] * 2
+            self.similarities[level].build(shapes)
+            similarity_shapes.append(self.similarities[level].compute_output_shape(shapes))
+        self.fusion.build(similarity_shapes)
+        self.built = True
+
+    def get_build_config(self):
+        # Built by its task (`MSReID.build`) or on its first call: a saved shape dict would
+        # come back from JSON with lists for tuples, and the config would not round-trip.
+        return None
+
+    def call(self, features_a, features_b, training=None, correlation=None):
+        level_maps = [
+            self.similarities[level](
+                [features_a[f"{level}_patch"], features_a[f"{level}_map"],
+                 features_b[f"{level}_patch"], features_b[f"{level}_map"]],
+                training=training, correlation=correlation,
+            )
+            for level in self.levels
+        ]
+        return ops.reshape(self.fusion(level_maps, training=training), (-1,))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(levels=self.levels, pair_stride=self.pair_stride, reduced_channels=self.reduced_channels,
+                      fusion_channels=self.fusion_channels, correlation=self.correlation)
+        return config

@@ -25,7 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from export.runtime import ExportedReID, LiteRTModel, load_metadata  # noqa: E402
+from edge_demo.litert import TFLiteModel  # noqa: E402
+from edge_demo.reid_models import ReIDModels, read_metadata  # noqa: E402
 from timing import median_seconds  # noqa: E402
 
 
@@ -126,7 +127,7 @@ def main():
     parser.add_argument("--no-mobilenet", action="store_true", help="skip the MobileNetV2 rows")
     args = parser.parse_args()
 
-    metadata = load_metadata(args.export_dir)
+    metadata = read_metadata(args.export_dir)
     image_size = tuple(metadata["image_size"])
     rng = np.random.default_rng(0)
     if args.images_root:
@@ -157,7 +158,7 @@ def main():
         entries = metadata["models"][mode]
         sizes = [f"{entries[role]['bytes'] / 1e6:.2f}" if role in entries else "-" for role in ("extractor", "scorer")]
         for threads in args.threads:
-            reid = ExportedReID(args.export_dir, mode, num_threads=threads)
+            reid = ReIDModels.load(args.export_dir, mode, num_threads=threads)
             add(f"MSReID {mode}", threads, sizes, time_export(reid, images, 100, args.runs))
 
     import keras
@@ -171,13 +172,13 @@ def main():
         for name, per_mode in mobilenet_models(image_size, images[:50].astype(np.float32)).items():
             for mode, model_bytes in per_mode.items():
                 for threads in args.threads:
-                    runtime = LiteRTModel(model_bytes, num_threads=threads)
+                    runtime = TFLiteModel(model_bytes, num_threads=threads)
                     row = {"extract": median_ms(lambda: runtime(images=images[:1]), args.runs)}
                     add(f"{name} {mode}", threads, [f"{len(model_bytes) / 1e6:.2f}", "-"], row)
 
     print(f"image {image_size[0]}x{image_size[1]}, medians of up to {args.runs} runs, ms; "
           "query+K = extract one query + score it against K stored gallery features in one invoke; "
-          "q+100/16 = the same for 100 in invokes of 16 pairs (ExportedReID's default)")
+          "q+100/16 = the same for 100 in invokes of 16 pairs (ReIDModels' default)")
     print(header)
     print("\n".join(rows))
 

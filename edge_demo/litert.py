@@ -1,9 +1,11 @@
-"""A TFLite model run by the LiteRT interpreter, with tensors found by name.
+"""A TFLite model run by the LiteRT interpreter, with tensors found by name: the project's one runtime.
 
 `ai_edge_litert` is the maintained runtime; `tflite_runtime` is used where that is
 what is installed. Neither imports TensorFlow. Inputs are quantized and outputs
 dequantized here with each tensor's own scale and zero point, so callers always
-pass and get float32 (or raw uint8 pixels for an image input).
+pass and get float32 (or raw uint8 pixels for an image input). `export/` converts,
+checks and validates through this module too, so the demo on a Pi and the
+validation on a desktop quantize the same way.
 
 Example:
 
@@ -18,6 +20,9 @@ import os
 import numpy as np
 
 from edge_demo.native import first_line, native_stderr
+
+# The signature `msreid export` gives its models.
+SIGNATURE_KEY = "serving_default"
 
 
 def load_interpreter_class():
@@ -47,6 +52,19 @@ def dequantize(values, scale, zero_point):
     return (np.asarray(values, np.float32) - np.float32(zero_point)) * np.float32(scale)
 
 
+def describe_tensor(name, details):
+    """A tensor as export metadata describes it: `shape` with -1 on resizable axes (the
+    batch), and `scale` / `zero_point` None for a float tensor."""
+    quantization = tensor_quantization(details)
+    return {
+        "name": name,
+        "shape": [int(size) for size in details["shape_signature"]],
+        "dtype": np.dtype(details["dtype"]).name,
+        "scale": quantization[0] if quantization else None,
+        "zero_point": quantization[1] if quantization else None,
+    }
+
+
 def tensor_quantization(details):
     """(scale, zero_point) of a per-tensor quantized tensor, or None for a float one."""
     params = details.get("quantization_parameters", {})
@@ -65,28 +83,33 @@ class TFLiteModel:
     scorer have one); a model without a signature, like the TF1-era SSD
     detectors, is addressed by its tensor names. The batch (first) dimension of
     every input follows the arrays passed in: input tensors are resized when
-    their shape changes.
+    their shape changes. `inputs` and `outputs` describe each tensor
+    (`describe_tensor`).
 
     Args:
-        path: the `.tflite` file.
+        model: the `.tflite` file, or its bytes.
         num_threads: interpreter threads (None: the runtime's default).
     """
 
-    def __init__(self, path, num_threads=None):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"TFLite model {path} does not exist")
+    def __init__(self, model, num_threads=None):
+        from_bytes = isinstance(model, (bytes, bytearray))
+        if not from_bytes and not os.path.isfile(model):
+            raise FileNotFoundError(f"TFLite model {model} does not exist")
         interpreter_class = load_interpreter_class()
-        self.path = os.fspath(path)
+        self.path = "(given as bytes)" if from_bytes else os.fspath(model)
+        source = {"model_content": bytes(model)} if from_bytes else {"model_path": self.path}
         try:
             # The runtime prints its own lines (the XNNPACK notice, flatbuffer errors) on descriptor 2.
             with native_stderr() as printed:
-                self._load(interpreter_class, num_threads)
+                self._load(interpreter_class, source, num_threads)
         except (ValueError, RuntimeError) as error:
             reason = " ".join(str(error).split()) or first_line(printed.text)
-            raise ValueError(f"cannot load TFLite model {path}: {reason}") from None
+            raise ValueError(f"cannot load TFLite model {self.path}: {reason}") from None
+        self.inputs = {name: describe_tensor(name, details) for name, details in self.input_details.items()}
+        self.outputs = {name: describe_tensor(name, details) for name, details in self.output_details.items()}
 
-    def _load(self, interpreter_class, num_threads):
-        self.interpreter = interpreter_class(model_path=self.path, num_threads=num_threads)
+    def _load(self, interpreter_class, source, num_threads):
+        self.interpreter = interpreter_class(**source, num_threads=num_threads)
         signatures = self.interpreter.get_signature_list()
         if len(signatures) > 1:
             raise ValueError(f"it has several signatures {sorted(signatures)}; the demo runs one")
@@ -109,7 +132,8 @@ class TFLiteModel:
     def output_names(self):
         return sorted(self.output_details)
 
-    def _prepare(self, name, value):
+    def prepare_input(self, name, value):
+        """`value` as input `name` stores it: checked for shape, quantized if the tensor is."""
         details = self.input_details[name]
         dtype = np.dtype(details["dtype"])
         value = np.asarray(value)
@@ -140,10 +164,8 @@ class TFLiteModel:
 
     def __call__(self, **inputs):
         """Runs the model; returns {output name: float32 array}."""
-        if set(inputs) != set(self.input_details):
-            raise ValueError(f"{self.path} takes inputs {self.input_names}, got {sorted(inputs)}")
-        prepared = {name: self._prepare(name, value) for name, value in inputs.items()}
-        raw = self.runner(**prepared)
+        self._check_names(inputs)
+        raw = self.runner(**{name: self.prepare_input(name, value) for name, value in inputs.items()})
         outputs = {}
         for name, value in raw.items():
             quantization = tensor_quantization(self.output_details[name])
@@ -152,3 +174,18 @@ class TFLiteModel:
             else:
                 outputs[name] = np.asarray(value, np.float32)
         return outputs
+
+    def run_quantized(self, **tensors):
+        """Runs the model on tensors already in their stored dtypes; returns the raw outputs."""
+        self._check_names(tensors)
+        for name, value in tensors.items():
+            if value.dtype != np.dtype(self.inputs[name]["dtype"]):
+                raise TypeError(f"input {name!r} of {self.path} must be {self.inputs[name]['dtype']}, "
+                                f"got {value.dtype}")
+        return self.runner(**tensors)
+
+    def _check_names(self, given):
+        missing = sorted(set(self.input_details) - set(given))
+        unknown = sorted(set(given) - set(self.input_details))
+        if missing or unknown:
+            raise ValueError(f"{self.path} takes inputs {self.input_names}: missing {missing}, unknown {unknown}")

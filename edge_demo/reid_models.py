@@ -1,8 +1,9 @@
 """The exported re-identification models: extractor and scorer, read from an export folder.
 
-An export folder (written by `msreid export`) holds `extractor_<mode>.tflite`,
-`scorer_<mode>.tflite` and `metadata.json` (image size, feature names, the match
-threshold and each file's sha256). Features are computed once per person crop;
+An export folder (written by `msreid export`) holds `extractor_<mode>-<hash>.tflite`,
+`scorer_<mode>-<hash>.tflite` and `metadata.json` (image size, feature names, the
+match threshold and each file's sha256). `export/` writes and validates exports
+through this module, so there is one reader of the format. Features are computed once per person crop;
 the scorer then compares one crop's features with any number of gallery samples
 in one invoke. A model without similarity levels is exported without a scorer:
 it is matched by embedding cosine, and its threshold is a cosine.
@@ -11,7 +12,9 @@ Example:
 
 >>> models = ReIDModels.load("models", mode="int8", num_threads=2)
 >>> features = models.extract(crops)                 # (N, H, W, 3) uint8 RGB
->>> scores = models.score(take(features, [0] * 3), gallery_features)   # (3,)
+>>> scores = models.score(take(features, [0] * 3), gallery_features)   # (3,): aligned pairs
+>>> gallery = models.encode(gallery_features, side="b")   # once, in the scorer's dtype
+>>> scores = models.score(take(features, [0]), gallery)   # one crop against every gallery sample
 """
 
 import hashlib
@@ -21,10 +24,13 @@ import os
 
 import numpy as np
 
-from edge_demo.litert import TFLiteModel
+from edge_demo.litert import TFLiteModel, dequantize, tensor_quantization
 
 METADATA_NAME = "metadata.json"
 FORMAT_VERSION = 1
+# Scorer pairs per invoke: a few pairs keep the working set in cache (see
+# benchmarks/bench_tflite_latency.py), where one invoke of 100 pairs costs more per pair.
+PAIRS_PER_INVOKE = 16
 
 
 def take(features, indices):
@@ -144,7 +150,9 @@ class ReIDModels:
             compared with features of another model.
     """
 
-    def __init__(self, metadata, extractor, scorer, fingerprint):
+    def __init__(self, metadata, extractor, scorer, fingerprint, mode=None):
+        self.metadata = metadata
+        self.mode = mode
         self.extractor = extractor
         self.scorer = scorer
         self.image_size = tuple(int(v) for v in metadata["image_size"])
@@ -191,7 +199,7 @@ class ReIDModels:
                                  f"or mixed with another one; export again")
             models[role] = TFLiteModel(path, num_threads=num_threads)
         fingerprint = model_fingerprint(model_dir, metadata, mode)
-        return cls(metadata, models["extractor"], models["scorer"], fingerprint)
+        return cls(metadata, models["extractor"], models["scorer"], fingerprint, mode)
 
     def extract(self, crops):
         """(N, H, W, 3) uint8 RGB crops -> {name: float32 (N, ...)}: embedding + scorer features."""
@@ -206,8 +214,41 @@ class ReIDModels:
         features.update({name: outputs[name] for name in self.feature_names})
         return features
 
-    def score(self, features_a, features_b):
-        """Scores of aligned pairs: row i of `features_a` against row i of `features_b`."""
-        inputs = {f"a_{name}": features_a[name] for name in self.feature_names}
-        inputs.update({f"b_{name}": features_b[name] for name in self.feature_names})
-        return self.scorer(**inputs)["score"].reshape(-1)
+    def encode(self, features, side):
+        """Features as the scorer's `side` ("a" or "b") inputs store them (int8 when quantized).
+
+        Encode a gallery once, so that each query only encodes itself.
+        """
+        return {name: self.scorer.prepare_input(f"{side}_{name}", features[name]) for name in self.feature_names}
+
+    def score(self, features_a, features_b, pairs_per_invoke=PAIRS_PER_INVOKE):
+        """Scores in [0, 1] of aligned pairs, row i of `features_a` against row i of `features_b`;
+        a side with one row is compared with every row of the other.
+
+        Each side is a dict of features from `extract` (float32) or `encode` (the
+        scorer's dtype). Pairs run `pairs_per_invoke` at a time (None: all in one).
+        """
+        if self.scorer is None:
+            raise ValueError("this export has no scorer (an embedding-only model): match by embedding")
+        sides = {"a": features_a, "b": features_b}
+        counts = {side: len(features[self.feature_names[0]]) for side, features in sides.items()}
+        pairs = max(counts.values())
+        if min(counts.values()) not in (1, pairs):
+            raise ValueError(f"cannot pair {counts['a']} crops with {counts['b']}: give equal counts or one")
+        tensors = {}
+        for side, features in sides.items():
+            for name in self.feature_names:
+                stored = np.dtype(self.scorer.inputs[f"{side}_{name}"]["dtype"])
+                value = np.asarray(features[name])
+                tensors[f"{side}_{name}"] = value if value.dtype == stored else self.scorer.prepare_input(
+                    f"{side}_{name}", value)
+        step = pairs_per_invoke or pairs
+        raw = []
+        for start in range(0, pairs, step):
+            count = min(step, pairs - start)
+            chunk = {name: np.repeat(value, count, axis=0) if len(value) == 1 and pairs > 1
+                     else np.ascontiguousarray(value[start:start + count]) for name, value in tensors.items()}
+            raw.append(np.asarray(self.scorer.run_quantized(**chunk)["score"]).reshape(-1))
+        raw = np.concatenate(raw)
+        quantization = tensor_quantization(self.scorer.output_details["score"])
+        return dequantize(raw, *quantization) if quantization else raw.astype(np.float32)

@@ -1,12 +1,13 @@
-"""TFLite export of MSReID models: conversion, validation and a numpy-only runtime.
+"""TFLite export of MSReID models: conversion and validation.
 
-- `export.convert`: `.keras` model -> `extractor_<mode>.tflite`, `scorer_<mode>.tflite`
-  and `metadata.json` (needs TensorFlow).
+- `export.convert`: `.keras` model -> `extractor_<mode>-<hash>.tflite`,
+  `scorer_<mode>-<hash>.tflite` and `metadata.json` (needs TensorFlow).
 - `export.validate`: Keras against every exported mode on an evaluation split.
-- `export.runtime`: runs an export with the LiteRT interpreter; TensorFlow-free,
-  for the device.
 - `export.op_check`, `export.threshold`: op lists and the match threshold.
 
-Nothing is imported here, so `import export.runtime` does not load TensorFlow.
-See export/README.md for the file format.
+An export is read and run by the edge demo's runtime (`edge_demo.litert`,
+`edge_demo.reid_models`), the one the device uses: TensorFlow-free, one
+quantization, one reader of `metadata.json`. Nothing is imported here, so
+`import export.threshold` does not load TensorFlow. See export/README.md for the
+file format.
 """

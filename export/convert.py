@@ -45,10 +45,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from edge_demo.litert import SIGNATURE_KEY, TFLiteModel
+from edge_demo.reid_models import FORMAT_VERSION, METADATA_NAME
 from export import threshold as threshold_lib
 from export.float_ops import pooled_head_nodes, stn_interpolation_nodes
 from export.op_check import UnsupportedOpsError, check_builtin_ops, list_ops
-from export.runtime import FORMAT_VERSION, METADATA_NAME, SIGNATURE_KEY, LiteRTModel
 from keras_msreid.errors import UserError
 from keras_msreid.utils.atomic import atomic_write_bytes
 from keras_msreid.utils.file_hash import sha256_of_file
@@ -264,7 +265,7 @@ def _calibrate_threshold(model, extractor, images, ids, num_pairs, seed):
 
 def _smoke_test(model_bytes, inputs, what):
     """Runs a converted model at batch 2 under LiteRT; returns its tensor descriptions."""
-    runtime = LiteRTModel(model_bytes)
+    runtime = TFLiteModel(model_bytes)
     outputs = runtime(**inputs)
     for name, value in outputs.items():
         if len(value) != 2 or not np.all(np.isfinite(value)):

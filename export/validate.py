@@ -1,7 +1,7 @@
 """Checks an export against its Keras model on an evaluation split.
 
 For the Keras float model and every exported mode (run with the LiteRT
-interpreter through `export.runtime`): per extractor output, the max and mean
+interpreter through the edge demo's runtime, `edge_demo.reid_models`): per extractor output, the max and mean
 absolute error against Keras; for the scores of all query x gallery pairs, their
 correlation and max / mean absolute difference with Keras; CMC / mAP of the
 embedding ranking (cosine) and of the CSN-score ranking; and the balanced
@@ -24,10 +24,11 @@ import sys
 
 import numpy as np
 
-from keras_msreid.cli.arguments import add_dataset_options, dataset_options
-from keras_msreid.utils.atomic import atomic_write_bytes
-from export.runtime import ExportedReID, load_metadata
+from edge_demo.reid_models import ReIDModels, read_metadata
 from export.threshold import balanced_accuracy
+from keras_msreid.cli.arguments import add_dataset_options, dataset_options
+from keras_msreid.errors import UserError
+from keras_msreid.utils.atomic import atomic_write_bytes
 
 PROTOCOLS = {"cuhk01": "cuhk01"}  # any other dataset: the Market-1501 protocol
 
@@ -103,16 +104,18 @@ def _keras_results(model, split, batch_size):
 
 def _litert_results(reid, split, batch_size):
     features = {
-        part: _concatenate([reid.extract(batch) for batch in _batches(split.images[part], batch_size)])
+        # Every extractor output as LiteRT gives it, to compare each with Keras.
+        part: _concatenate([reid.extractor(images=batch) for batch in _batches(split.images[part], batch_size)])
         for part in ("query", "gallery")
     }
     scores = None
     if reid.scorer is not None:
+        from keras_msreid.retrieval.ranking import rank_exhaustive
+
+        # Encoded once per image, as the device stores them; every pair scored by the device's scorer.
         gallery = reid.encode(features["gallery"], side="b")
         query = reid.encode(features["query"], side="a")
-        scores = np.stack(
-            [reid.score({n: v[i : i + 1] for n, v in query.items()}, gallery) for i in range(len(split.images["query"]))]
-        )
+        scores = rank_exhaustive(reid.score, query, gallery)
     return features, scores
 
 
@@ -145,7 +148,10 @@ def validate_export(export_dir, split, model=None, modes=None, num_threads=None,
 
     import keras_msreid.models  # noqa: F401  (registers the classes for safe loading)
 
-    metadata = load_metadata(export_dir)
+    try:
+        metadata = read_metadata(export_dir)
+    except ValueError as error:  # the runtime's reasons are the user's to fix
+        raise UserError(str(error)) from None
     if model is None:
         path = metadata["source_model"]["path"]
         if not path or not os.path.isfile(path):
@@ -163,7 +169,10 @@ def validate_export(export_dir, split, model=None, modes=None, num_threads=None,
         "modes": {},
     }
     for mode in modes:
-        reid = ExportedReID(export_dir, mode, num_threads=num_threads)
+        try:
+            reid = ReIDModels.load(export_dir, mode, num_threads=num_threads)
+        except ValueError as error:
+            raise UserError(str(error)) from None
         features, scores = _litert_results(reid, split, batch_size)
         errors = {}
         for name in reid.extractor.outputs:
@@ -240,7 +249,7 @@ def run_validation(export_dir, args):
     import keras_msreid.models  # noqa: F401
     from keras_msreid.datasets import build_dataset
 
-    metadata = load_metadata(export_dir)
+    metadata = read_metadata(export_dir)
     dataset = build_dataset(args.dataset, args.root, **dataset_options(args))
     split = EvaluationSplit.from_dataset(dataset, tuple(metadata["image_size"]))
     model = keras.saving.load_model(args.model, safe_mode=True) if args.model else None

@@ -21,7 +21,8 @@ from keras_msreid.utils.atomic import atomic_write_bytes
 from keras_msreid.utils.file_hash import sha256_of_file
 from export.convert import MODES, convert_keras_model, export_model
 from export.op_check import UnsupportedOpsError, list_ops
-from export.runtime import ExportedReID, LiteRTModel, load_metadata
+from edge_demo.litert import TFLiteModel, dequantize
+from edge_demo.reid_models import ReIDModels, read_metadata
 from keras_msreid.cli import main as msreid_main
 from keras_msreid.data import make_train_dataset
 from keras_msreid.datasets import build_dataset
@@ -73,7 +74,7 @@ def exported(model_path, dataset_root, tmp_path_factory):
 
 def model_file(export_dir, role, mode):
     """The path of an export's `role` model in `mode`, as its metadata names it."""
-    return export_dir / load_metadata(export_dir)["models"][mode][role]["file"]
+    return export_dir / read_metadata(export_dir)["models"][mode][role]["file"]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_images(dataset_root):
 
 
 def test_every_mode_uses_only_builtin_ops(exported):
-    metadata = load_metadata(exported["dir"])
+    metadata = read_metadata(exported["dir"])
     assert sorted(metadata["models"]) == sorted(MODES)
     for mode, models in metadata["models"].items():
         for role in ("extractor", "scorer"):
@@ -104,7 +105,7 @@ def test_every_mode_uses_only_builtin_ops(exported):
 
 
 def test_metadata_round_trips_and_names_every_tensor(exported, model_path, keras_model):
-    metadata = load_metadata(exported["dir"])
+    metadata = read_metadata(exported["dir"])
     assert json.loads((exported["dir"] / "metadata.json").read_text()) == metadata
     assert metadata["format_version"] == 1
     assert metadata["image_size"] == list(IMAGE_SIZE)
@@ -155,8 +156,8 @@ def _keras_outputs(model, images):
 @pytest.mark.parametrize("mode,tolerance", [("float32", 1e-4), ("float16", 2e-2), ("dynamic", 2e-2)])
 def test_float_modes_match_keras(exported, keras_model, test_images, mode, tolerance):
     features, scores = _keras_outputs(keras_model, test_images)
-    reid = ExportedReID(exported["dir"], mode)
-    lite = reid.extract(test_images)
+    reid = ReIDModels.load(exported["dir"], mode)
+    lite = reid.extractor(images=test_images)  # every output, as LiteRT gives it
     for name in features:
         np.testing.assert_allclose(lite[name], features[name], atol=tolerance, err_msg=name)
     np.testing.assert_allclose(reid.score({n: v[:1] for n, v in lite.items()}, lite), scores, atol=tolerance)
@@ -177,8 +178,8 @@ def test_int8_outputs_are_close_to_float(exported, keras_model, test_images):
     """
     pixels = np.round(test_images)
     features, scores = _keras_outputs(keras_model, pixels)
-    reid = ExportedReID(exported["dir"], "int8")
-    lite = reid.extract(pixels.astype(np.uint8))
+    reid = ReIDModels.load(exported["dir"], "int8")
+    lite = reid.extractor(images=pixels.astype(np.uint8))
     cosine = np.sum(lite["embedding"] * features["embedding"], axis=-1) / np.linalg.norm(lite["embedding"], axis=-1)
     assert cosine.min() > 0.99
     for name in ("low_map", "mid_map", "high_map", "low_patch", "mid_patch", "high_patch"):
@@ -237,9 +238,9 @@ def test_validation_report_compares_every_mode_with_keras(exported):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_scorer_batch_resizes_in_every_mode(exported, mode):
-    metadata = load_metadata(exported["dir"])
+    metadata = read_metadata(exported["dir"])
     path = exported["dir"] / metadata["models"][mode]["scorer"]["file"]
-    scorer = LiteRTModel(str(path))
+    scorer = TFLiteModel(str(path))
     rng = np.random.default_rng(0)
     features = {}
     for name, tensor in scorer.inputs.items():
@@ -258,16 +259,18 @@ def test_scorer_batch_resizes_in_every_mode(exported, mode):
         interpreter.resize_tensor_input(details["index"], [5] + list(details["shape"][1:]))
     interpreter.allocate_tensors()
     for name, details in runner_inputs.items():
-        interpreter.set_tensor(details["index"], export.runtime.quantize(features[name][:5], scorer.inputs[name]))
+        interpreter.set_tensor(details["index"], scorer.prepare_input(name, features[name][:5]))
     interpreter.invoke()
     output = interpreter.get_signature_runner().get_output_details()["score"]
     raw = interpreter.get_tensor(output["index"])
     assert raw.shape == (5,)
-    np.testing.assert_allclose(export.runtime.dequantize(raw, scorer.outputs["score"]), one_by_one[:5], atol=1e-6)
+    score = scorer.outputs["score"]
+    real = raw if score["scale"] is None else dequantize(raw, score["scale"], score["zero_point"])
+    np.testing.assert_allclose(real, one_by_one[:5], atol=1e-6)
 
 
 def test_score_pairs_one_query_with_every_gallery_image(exported, test_images):
-    reid = ExportedReID(exported["dir"], "int8")
+    reid = ReIDModels.load(exported["dir"], "int8")
     features = reid.extract(test_images)
     gallery = reid.encode(features, side="b")
     assert gallery["low_map"].dtype == np.int8
@@ -279,11 +282,11 @@ def test_score_pairs_one_query_with_every_gallery_image(exported, test_images):
 
 
 def test_runtime_names_missing_and_unknown_inputs(exported):
-    scorer = LiteRTModel(str(model_file(exported["dir"], "scorer", "float32")))
+    scorer = TFLiteModel(str(model_file(exported["dir"], "scorer", "float32")))
     with pytest.raises(ValueError, match=r"missing \['a_high_map'.*unknown \['a_map'\]"):
         scorer(a_map=np.zeros((1, 2)))
-    with pytest.raises(TypeError, match="input 'images' must be uint8, got float32"):
-        LiteRTModel(str(model_file(exported["dir"], "extractor", "int8"))).run_quantized(
+    with pytest.raises(TypeError, match="input 'images' of .* must be uint8, got float32"):
+        TFLiteModel(str(model_file(exported["dir"], "extractor", "int8"))).run_quantized(
             images=np.zeros((1,) + IMAGE_SIZE + (3,), np.float32)
         )
 
@@ -293,10 +296,10 @@ def test_changed_model_file_is_refused(exported, tmp_path):
     shutil.copytree(exported["dir"], copy)
     with open(model_file(copy, "scorer", "float32"), "ab") as f:
         f.write(b"\0")
-    with pytest.raises(ValueError, match=r"scorer_float32-[0-9a-f]{12}.tflite does not match the sha256 in metadata.json"):
-        ExportedReID(copy, "float32")
-    with pytest.raises(ValueError, match=r"mode 'int4' is not in this export; exported: \['dynamic', 'float16'"):
-        ExportedReID(copy, "int4")
+    with pytest.raises(ValueError, match=r"scorer_float32-[0-9a-f]{12}.tflite does not match its sha256 in metadata.json"):
+        ReIDModels.load(copy, "float32")
+    with pytest.raises(ValueError, match=r"mode 'int4' is not in .*metadata.json; exported modes: dynamic, float16"):
+        ReIDModels.load(copy, "int4")
 
 
 def _snapshot(folder):
@@ -350,8 +353,8 @@ def test_a_failed_write_leaves_the_old_export_usable(exported, keras_model, tmp_
         export_model(keras_model, out, modes=["float32"])
     # The old metadata and every file it names are untouched: the old export still loads and verifies.
     assert {name: data for name, data in _snapshot(out).items() if name in before} == before
-    reid = ExportedReID(out, "float32")
-    assert reid.metadata == load_metadata(exported["dir"])
+    reid = ReIDModels.load(out, "float32")
+    assert reid.metadata == read_metadata(exported["dir"])
     assert written and written[0] not in before and written[0].startswith("extractor_float32-")
     assert not [name for name in os.listdir(out) if ".partial" in name]
 
@@ -359,14 +362,14 @@ def test_a_failed_write_leaves_the_old_export_usable(exported, keras_model, tmp_
 def test_a_new_export_replaces_only_the_files_the_old_one_named(exported, keras_model, tmp_path, monkeypatch):
     out = tmp_path / "out"
     shutil.copytree(exported["dir"], out)
-    old_files = {entry["file"] for models in load_metadata(out)["models"].values() for entry in models.values()}
+    old_files = {entry["file"] for models in read_metadata(out)["models"].values() for entry in models.values()}
     (out / "README.txt").write_text("the user's")
     _float32_only(exported, monkeypatch)
     metadata = export_model(keras_model, out, modes=["float32"])
     new_files = {entry["file"] for entry in metadata["models"]["float32"].values()}
     assert sorted(os.listdir(out)) == sorted(new_files | {"metadata.json", "README.txt"})
     assert new_files <= old_files  # the same float32 bytes keep their content-hashed names
-    ExportedReID(out, "float32")
+    ReIDModels.load(out, "float32")
 
 
 def test_a_foreign_metadata_file_is_refused_before_writing(keras_model, exported, tmp_path, monkeypatch):

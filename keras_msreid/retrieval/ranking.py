@@ -1,9 +1,11 @@
 """Ranking a gallery for each query: by embedding, exhaustively by pair score, or in two stages.
 
-A *score function* (`ScoreFn`) takes two dicts of per-image features whose rows are
-aligned pairs (row `i` of `a` meets row `i` of `b`) and returns one score per pair,
-higher meaning more similar: `keras_score_fn` wraps a Keras scorer, the export
-helper a TFLite one. Optional attributes make it faster:
+A *score function* (the `ScoreFn` protocol) takes two dicts of per-image features
+whose rows are aligned pairs (row `i` of `a` meets row `i` of `b`) and returns one
+score per pair, higher meaning more similar. Three implement it: `keras_score_fn`
+(a Keras scorer), `edge_demo.reid_models.ReIDModels.score` (an exported LiteRT
+scorer, as the device runs it; `export.validate` ranks with it) and any callable
+of that shape. Optional attributes make it faster:
 
 - `feature_names`: only those features are gathered per pair;
 - `bind(query_features, gallery_features)`: returns `(query_index, gallery_index)
@@ -32,14 +34,21 @@ Example:
 import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from keras_msreid.retrieval.progress import Progress
 from keras_msreid.retrieval.shortlist import EmbeddingIndex
 
-ScoreFn = Callable[[dict, dict], np.ndarray]
+
+
+@runtime_checkable
+class ScoreFn(Protocol):
+    """Scores `(N,)` of N aligned pairs: row i of `features_a` against row i of `features_b`."""
+
+    def __call__(self, features_a: dict, features_b: dict) -> np.ndarray: ...
+
 
 # Pairs gathered per score_fn call: about 14 MB of features at the default model size,
 # small enough to stay in a CPU's last-level cache between the gather and the scorer.

@@ -165,7 +165,11 @@ class TFLiteModel:
     def __call__(self, **inputs):
         """Runs the model; returns {output name: float32 array}."""
         self._check_names(inputs)
-        raw = self.runner(**{name: self.prepare_input(name, value) for name, value in inputs.items()})
+        prepared = {name: self.prepare_input(name, value) for name, value in inputs.items()}
+        return self.real_outputs(self.runner(**prepared))
+
+    def real_outputs(self, raw):
+        """Raw outputs (as `run_quantized` gives them) as float32 real values."""
         outputs = {}
         for name, value in raw.items():
             quantization = tensor_quantization(self.output_details[name])

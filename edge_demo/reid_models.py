@@ -3,9 +3,9 @@
 An export folder (written by `msreid export`) holds `extractor_<mode>-<hash>.tflite`,
 `scorer_<mode>-<hash>.tflite` and `metadata.json` (image size, feature names, the
 match threshold and each file's sha256). `export/` writes and validates exports
-through this module, so there is one reader of the format. Features are computed once per person crop;
-the scorer then compares one crop's features with any number of gallery samples
-in one invoke. A model without similarity levels is exported without a scorer:
+through this module, so there is one reader of the format. Features are computed
+once per person crop; the scorer then compares one crop's features with any number
+of gallery samples in one invoke. A model without similarity levels is exported without a scorer:
 it is matched by embedding cosine, and its threshold is a cosine.
 
 Example:
@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from edge_demo.litert import TFLiteModel, dequantize, tensor_quantization
+from edge_demo.litert import TFLiteModel
 
 METADATA_NAME = "metadata.json"
 FORMAT_VERSION = 1
@@ -249,6 +249,4 @@ class ReIDModels:
             chunk = {name: np.repeat(value, count, axis=0) if len(value) == 1 and pairs > 1
                      else np.ascontiguousarray(value[start:start + count]) for name, value in tensors.items()}
             raw.append(np.asarray(self.scorer.run_quantized(**chunk)["score"]).reshape(-1))
-        raw = np.concatenate(raw)
-        quantization = tensor_quantization(self.scorer.output_details["score"])
-        return dequantize(raw, *quantization) if quantization else raw.astype(np.float32)
+        return self.scorer.real_outputs({"score": np.concatenate(raw)})["score"]

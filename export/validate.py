@@ -28,6 +28,7 @@ from edge_demo.reid_models import ReIDModels, read_metadata
 from export.threshold import balanced_accuracy
 from keras_msreid.cli.arguments import add_dataset_options, dataset_options
 from keras_msreid.errors import UserError
+from keras_msreid.retrieval.ranking import rank_exhaustive
 from keras_msreid.utils.atomic import atomic_write_bytes
 
 PROTOCOLS = {"cuhk01": "cuhk01"}  # any other dataset: the Market-1501 protocol
@@ -110,8 +111,6 @@ def _litert_results(reid, split, batch_size):
     }
     scores = None
     if reid.scorer is not None:
-        from keras_msreid.retrieval.ranking import rank_exhaustive
-
         # Encoded once per image, as the device stores them; every pair scored by the device's scorer.
         gallery = reid.encode(features["gallery"], side="b")
         query = reid.encode(features["query"], side="a")

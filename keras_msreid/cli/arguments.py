@@ -44,13 +44,8 @@ def within(low, high):
     return parse
 
 
-# Reader options shared by every command that reads a dataset: flag -> `build_dataset` keyword.
-DATASET_OPTION_FLAGS = {
-    "--variant": "variant",
-    "--num-test-ids": "num_test_ids",
-    "--split-seed": "split_seed",
-    "--validation-ids": "validation_ids",
-}
+# The `build_dataset` keywords of the reader options every command that reads a dataset shares.
+DATASET_OPTIONS = ("variant", "num_test_ids", "split_seed", "validation_ids")
 
 
 def add_dataset_options(parser):
@@ -67,4 +62,4 @@ def add_dataset_options(parser):
 
 def dataset_options(args):
     """The `build_dataset` keywords of the dataset options given on the command line."""
-    return {key: getattr(args, key) for key in DATASET_OPTION_FLAGS.values() if getattr(args, key, None) is not None}
+    return {key: getattr(args, key) for key in DATASET_OPTIONS if getattr(args, key, None) is not None}

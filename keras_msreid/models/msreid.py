@@ -70,10 +70,10 @@ class MSReID(keras.Model):
         self.loss_weights = dict(DEFAULT_LOSS_WEIGHTS)
         self.loss_options = dict(DEFAULT_LOSS_OPTIONS)
         # A tracker per loss term this model can have: no pair terms without a pair head.
-        terms = [name for name in DEFAULT_LOSS_WEIGHTS if name != "identity" or self.classifier is not None]
-        if pair_head is None:
-            terms = [name for name in terms if name not in ("verification", "ranking")]
-        self.trackers = {name: keras.metrics.Mean(name=f"{name}_loss") for name in terms}
+        applies = {"identity": self.classifier is not None, "verification": pair_head is not None,
+                   "ranking": pair_head is not None}
+        self.trackers = {name: keras.metrics.Mean(name=f"{name}_loss")
+                         for name in DEFAULT_LOSS_WEIGHTS if applies.get(name, True)}
         if pair_head is not None:
             self.trackers["pair_accuracy"] = keras.metrics.Mean(name="pair_accuracy")
 

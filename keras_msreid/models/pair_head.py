@@ -62,11 +62,6 @@ class MSReIDPairHead(keras.layers.Layer):
             name="fusion",
         )
 
-    @property
-    def feature_names(self):
-        """The per-image inputs this head compares."""
-        return [f"{level}_{kind}" for level in self.levels for kind in ("map", "patch")]
-
     def build(self, feature_shapes):
         """`feature_shapes`: a dict of the backbone's output shapes (at least `feature_names`)."""
         similarity_shapes = []

@@ -42,7 +42,6 @@ from keras_msreid.retrieval.progress import Progress
 from keras_msreid.retrieval.shortlist import EmbeddingIndex
 
 
-
 @runtime_checkable
 class ScoreFn(Protocol):
     """Scores `(N,)` of N aligned pairs: row i of `features_a` against row i of `features_b`."""

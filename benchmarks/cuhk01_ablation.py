@@ -46,6 +46,11 @@ VARIANTS = {
     # Probes of why the high-level pair head idles at first (issue 11).
     "f_high_no_stn": dict(levels=("high",), use_stn=False),
     "g_mid_high": dict(levels=("mid", "high")),
+    # Hard pairs are chosen by the embedding, which pools the same high-level map:
+    # are they what holds the high-level head at chance?
+    "h_high_random_pairs": dict(levels=("high",), compile_options=dict(
+        hard_positives=0, hard_negatives=0, random_positives=2, random_negatives=2)),
+    "i_high_pair_weight3": dict(levels=("high",), loss_weights={"verification": 3.0, "ranking": 3.0}),
     # The peers a user would pick instead (issue 11): keras.applications networks from
     # scratch under the same embedding head, losses and recipe; embedding only.
     "p_mobilenetv2_x035": dict(application=("MobileNetV2", 0.35)),
@@ -84,6 +89,7 @@ def evaluate_rankings(model, dataset):
 def run_variant(name, dataset, seconds, seed, learning_rate, save_path=None):
     options = dict(VARIANTS[name])
     loss_weights = options.pop("loss_weights", None)
+    compile_options = options.pop("compile_options", {})
     keras.utils.set_random_seed(seed)
     if "application" in options:
         application, alpha = options.pop("application")
@@ -97,7 +103,8 @@ def run_variant(name, dataset, seconds, seed, learning_rate, save_path=None):
     schedule = keras.optimizers.schedules.CosineDecay(
         learning_rate * 0.1, decay_steps=1, alpha=1.0, warmup_target=learning_rate, warmup_steps=steps
     )
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4), loss_weights=loss_weights)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4), loss_weights=loss_weights,
+                  **compile_options)
     stopper = StopAfterCPU(seconds)
     start = time.perf_counter()
     data = make_train_dataset(dataset.train, seed=seed, deterministic=True, cache_decoded=True)

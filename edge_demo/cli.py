@@ -13,6 +13,7 @@ status 2. A traceback means a bug in the demo.
 """
 
 import argparse
+import dataclasses
 import datetime
 import math
 import os
@@ -34,6 +35,11 @@ from edge_demo.sources import SourceError, parse_source
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MODES = ("float32", "float16", "dynamic", "int8")
+# Detection settings a `--profile` presets (flags given as well win). pi: HOG only where the
+# picture moves, on a 1.5x frame: vtest.avi's people at the frame rate measured in
+# docs/RESULTS.md ("Edge demo in real time").
+PROFILE_SETTINGS = ("detect_resize", "hog_scale", "min_score", "motion")
+PROFILES = {"pi": dict(detect_resize=1.5, hog_scale=1.1, min_score=1.0, motion=True)}
 # Exceptions that mean the user's input is wrong, not the demo.
 USER_ERRORS = (FileNotFoundError, ValueError, KeyError, SourceError, ImportError, OSError)
 
@@ -131,19 +137,25 @@ def build_parser():
     run_parser.add_argument("--detector", default="hog", help="'hog' or an SSD-style detector .tflite file")
     run_parser.add_argument("--hog-model", default="default", choices=sorted(HOG_MODELS),
                             help="HOG people model: default (people >= ~100 px) or daimler (smaller people)")
-    run_parser.add_argument("--detect-resize", type=Number(float, 0, 8, low_open=True), default=1.0,
-                            help="scale frames by this before HOG detection (>1 finds smaller people, slower)")
-    run_parser.add_argument("--hog-scale", type=Number(float, 1, 4, low_open=True), default=1.05,
-                            help="step between HOG pyramid scales (1.1 is about 1.6x faster than 1.05)")
-    run_parser.add_argument("--min-score", type=Number(float, 0), default=0.5,
+    run_parser.add_argument("--detect-resize", type=Number(float, 0, 8, low_open=True),
+                            help="scale frames by this before HOG detection (>1 finds smaller people, slower; "
+                                 "default 1)")
+    run_parser.add_argument("--hog-scale", type=Number(float, 1, 4, low_open=True),
+                            help="step between HOG pyramid scales (default 1.05; 1.1 is about 1.6x faster)")
+    run_parser.add_argument("--min-score", type=Number(float, 0),
                             help="detection score threshold: HOG SVM margin or TFLite score (default 0.5)")
     run_parser.add_argument("--min-height", type=Number(float, 0), default=0.0,
                             help="ignore people shorter than this (px)")
     run_parser.add_argument("--contained", type=Number(float, 0, 1, low_open=True), default=0.8,
                             help="drop a detection with this share of its area inside a larger one (default 0.8; "
                                  "1 drops only those wholly inside)")
+    run_parser.add_argument("--profile", choices=sorted(PROFILES),
+                            help="preset detection settings: pi = the measured fastest for a fixed camera on a "
+                                 "Raspberry Pi (edge_demo/README.md); flags given as well win")
     run_parser.add_argument("--person-class", type=Number(int, 0), default=0,
                             help="person class id of a TFLite detector")
+    run_parser.add_argument("--motion", action="store_true", default=None,
+                            help="run HOG only where the picture moves (a fixed camera: several times faster)")
     run_parser.add_argument("--shortlist", type=_positive_int, default=5, help="identities rescored by the scorer")
     run_parser.add_argument("--threshold", type=Number(float, -1, 1),
                             help="match threshold (default: from metadata.json)")
@@ -214,7 +226,20 @@ def _check_output_file(flag, path):
         raise OSError(f"cannot create {flag} {path}: folder {directory} is not writable")
 
 
+def _profile_settings(args):
+    """The detection settings: a flag given wins, then the `--profile`, then `RunOptions`' default."""
+    if args.motion and args.detector != "hog":
+        raise ValueError("--motion works with the HOG detector only, not with --detector " + args.detector)
+    defaults = {field.name: field.default for field in dataclasses.fields(RunOptions)}
+    profile = dict(PROFILES.get(args.profile, {}))
+    if args.detector != "hog":
+        profile.pop("motion", None)  # motion regions narrow HOG's search; an SSD sees the whole frame
+    return {name: getattr(args, name) if getattr(args, name) is not None else profile.get(name, defaults[name])
+            for name in PROFILE_SETTINGS}
+
+
 def command_run(args):
+    settings = _profile_settings(args)
     kind, _ = parse_source(args.source)
     _check_distinct([("--source", args.source if kind == "file" else None), ("--gallery", args.gallery),
                      ("--out-video", args.out_video), ("--events", args.events),
@@ -226,9 +251,8 @@ def command_run(args):
         model_dir=args.model_dir, source=args.source, mode=args.mode, gallery=args.gallery, headless=args.headless,
         out_video=args.out_video, events=args.events, mjpeg_port=args.mjpeg_port, mjpeg_host=args.mjpeg_host,
         threads=args.threads, max_frames=args.max_frames, stats_every=args.stats_every, detector=args.detector,
-        hog_model=args.hog_model, detect_resize=args.detect_resize, hog_scale=args.hog_scale,
-        min_score=args.min_score, min_height=args.min_height, contained=args.contained,
-        person_class=args.person_class,
+        hog_model=args.hog_model, min_height=args.min_height, contained=args.contained,
+        person_class=args.person_class, **settings,
         shortlist=args.shortlist, threshold=args.threshold, max_samples=args.max_samples,
         confirm_frames=args.confirm_frames, max_missed=args.max_missed, track_similarity=args.track_similarity)
     run(options)

@@ -7,7 +7,10 @@ overlapping boxes.
 HOG needs no download. "default" is OpenCV's 64x128 people model (people about
 100 px tall or more); "daimler" is its 48x96 model for smaller people. `resize`
 scales the frame before detection: below 1 is faster, above 1 finds people
-smaller than the model's window.
+smaller than the model's window. Given a `MotionRegions`, HOG searches only where
+the picture moved (a fixed camera), which is most of its cost saved on a quiet
+scene. A HOG window holds its person with a margin; the box it reports is the
+person's own extent inside the window (`HOG_PERSON_BOX`).
 
 A TFLite detector is SSD-style: one image input, outputs boxes (1, N, 4) as
 normalised (ymin, xmin, ymax, xmax), classes (1, N), scores (1, N) and a count,
@@ -33,6 +36,9 @@ HOG_MODELS = {
     "default": ((64, 128), cv2.HOGDescriptor_getDefaultPeopleDetector),
     "daimler": ((48, 96), cv2.HOGDescriptor_getDaimlerPeopleDetector),
 }
+# Where the person lies inside a HOG window (x, y offsets and width, height as shares of
+# the window), measured against hand-drawn boxes on vtest.avi (docs/RESULTS.md).
+HOG_PERSON_BOX = (0.25, 0.125, 0.54, 0.73)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,10 +107,12 @@ class HOGDetector:
         overlap: IoU above which the lower-scoring of two boxes is dropped.
         contained: share of a box's area inside a larger box above which it is
             dropped (1 keeps all but exact nestings).
+        motion: a `MotionRegions` (search only where the picture moved), or None
+            (search the whole frame).
     """
 
     def __init__(self, model="default", min_score=0.5, min_height=0, resize=1.0, scale=1.05, stride=8, overlap=0.45,
-                 contained=0.8):
+                 contained=0.8, motion=None):
         if model not in HOG_MODELS:
             raise ValueError(f"unknown HOG model {model!r}; choose from {sorted(HOG_MODELS)}")
         if not (math.isfinite(resize) and resize > 0):
@@ -112,6 +120,7 @@ class HOGDetector:
         if not (math.isfinite(scale) and scale > 1):
             raise ValueError(f"scale must be a finite number > 1, got {scale}")
         window, weights = HOG_MODELS[model]
+        self.window = window
         self.hog = cv2.HOGDescriptor(window, (16, 16), (8, 8), (8, 8), 9)
         self.hog.setSVMDetector(weights())
         self.min_score = _check_min_score(min_score)
@@ -121,15 +130,55 @@ class HOGDetector:
         self.stride = (int(stride), int(stride))
         self.overlap = float(overlap)
         self.contained = _check_contained(contained)
+        self.motion = motion
 
     def __call__(self, frame):
-        image = frame
+        height, width = frame.shape[:2]
+        regions = [(0, 0, width, height)] if self.motion is None else self.motion(frame)
+        boxes, scores = [], []
+        for region in regions:
+            region_boxes, region_scores = self._search(frame, self._fit_window(region, width, height))
+            boxes.append(region_boxes)
+            scores.append(region_scores)
+        if not boxes:
+            return []
+        # min_height is the person's; a window is taller than its person.
+        windows = _suppress(np.concatenate(boxes), np.concatenate(scores), self.min_score,
+                            self.min_height / HOG_PERSON_BOX[3], self.overlap, self.contained)
+        return [Detection(_person_box(d.box), d.score) for d in windows]
+
+    def _fit_window(self, region, width, height):
+        """`region` grown to hold a detection window of its own height (in frame pixels), clipped to the frame.
+
+        A motion region hugs the person, but HOG's window is wider than its person
+        (`HOG_PERSON_BOX`) and slides in strides: the region gets the window's
+        aspect ratio and a quarter more width, and at least one window's size.
+        """
+        x, y, w, h = region
+        window_w, window_h = (size / self.resize for size in self.window)
+        need_h = max(h, window_h)
+        need_w = max(w, 1.25 * need_h * window_w / window_h, window_w)
+        x, y = x - (need_w - w) / 2, y - (need_h - h) / 2
+        x0, y0 = max(0, int(x)), max(0, int(y))
+        return x0, y0, min(width, int(math.ceil(x + need_w))) - x0, min(height, int(math.ceil(y + need_h))) - y0
+
+    def _search(self, frame, region):
+        x, y, w, h = region
+        image = frame[y:y + h, x:x + w]
         if self.resize != 1.0:
-            image = cv2.resize(frame, None, fx=self.resize, fy=self.resize, interpolation=cv2.INTER_LINEAR)
+            image = cv2.resize(image, None, fx=self.resize, fy=self.resize, interpolation=cv2.INTER_LINEAR)
+        if image.shape[0] < self.window[1] or image.shape[1] < self.window[0]:
+            return np.zeros((0, 4)), np.zeros(0)
         rects, weights = self.hog.detectMultiScale(image, winStride=self.stride, padding=(8, 8), scale=self.scale)
-        boxes = np.asarray(rects, np.float64).reshape(-1, 4) / self.resize
-        scores = np.asarray(weights, np.float64).reshape(-1)
-        return _suppress(boxes, scores, self.min_score, self.min_height, self.overlap, self.contained)
+        boxes = np.asarray(rects, np.float64).reshape(-1, 4) / self.resize + np.array([x, y, 0, 0])
+        return boxes, np.asarray(weights, np.float64).reshape(-1)
+
+
+def _person_box(window):
+    """The person's own box inside a HOG window (`HOG_PERSON_BOX`)."""
+    x, y, w, h = window
+    dx, dy, dw, dh = HOG_PERSON_BOX
+    return (int(round(x + dx * w)), int(round(y + dy * h)), max(1, int(round(dw * w))), max(1, int(round(dh * h))))
 
 
 class TFLiteDetector:

@@ -32,6 +32,7 @@ from edge_demo.gallery import Gallery, check_gallery_path
 from edge_demo.identifier import Identifier
 from edge_demo.matcher import Matcher
 from edge_demo.mjpeg import MJPEGServer
+from edge_demo.motion import MotionRegions
 from edge_demo.recorder import VideoRecorder
 from edge_demo.reid_models import ReIDModels
 from edge_demo.sources import FrameSource
@@ -65,6 +66,7 @@ class RunOptions:
     min_height: float = 0.0
     contained: float = 0.8
     person_class: int = 0
+    motion: bool = False
     shortlist: int = 5
     threshold: float = None
     max_samples: int = 20
@@ -76,7 +78,8 @@ class RunOptions:
 def make_detector(options):
     if options.detector == "hog":
         return HOGDetector(options.hog_model, min_score=options.min_score, min_height=options.min_height,
-                           resize=options.detect_resize, scale=options.hog_scale, contained=options.contained)
+                           resize=options.detect_resize, scale=options.hog_scale, contained=options.contained,
+                           motion=MotionRegions() if options.motion else None)
     return TFLiteDetector(options.detector, person_class=options.person_class, min_score=options.min_score,
                           min_height=options.min_height, contained=options.contained, num_threads=options.threads)
 

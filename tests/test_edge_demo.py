@@ -35,6 +35,7 @@ from edge_demo.events import FIELDS
 from edge_demo.gallery import Gallery
 from edge_demo.reid_models import ReIDModels
 from export.convert import export_model
+from keras_msreid.metrics.tracking import read_event_log, score_tracks
 from keras_msreid.models import MSReID
 from keras_msreid.synthetic import (camera_style, draw_person, identity_appearance, render_crop,
                                     write_pedestrian_video)
@@ -174,6 +175,11 @@ def person_of(event, truth):
     return hits[0] if len(hits) == 1 else None
 
 
+def truth_frames(truth):
+    """The renderer's ground truth as `score_tracks` takes it: every frame, every person in view."""
+    return {frame: [(person["person"], person["box"]) for person in people] for frame, people in enumerate(truth)}
+
+
 def identities_by_person(events, truth):
     found = {}
     for event in events:
@@ -210,6 +216,12 @@ def test_demo_without_tensorflow_keeps_identities_across_frames_and_restarts(col
         events = [json.loads(line) for line in events_path.read_text().splitlines()]
         assert all(list(event) == list(FIELDS) for event in events)
         assert {event["frame"] for event in events} <= set(range(VIDEO["frames"]))
+        scores = score_tracks(truth_frames(truth), read_event_log(events_path))
+        # Against the renderer's ground truth (motmetrics, IoU >= 0.5): HOG's person boxes, not its
+        # windows, and each person's identity kept; the two switches are each person's track id
+        # while undecided (confirm-frames) giving way to the identity.
+        assert scores["precision"] >= 0.95 and scores["recall"] >= 0.65, scores
+        assert scores["idf1"] >= 0.7 and scores["num_switches"] <= 2, scores
         found = identities_by_person(events, truth)
         # Every rendered person got exactly one identity, each its own.
         assert sorted(found) == [0, 1], found

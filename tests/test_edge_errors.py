@@ -296,7 +296,8 @@ def test_enroll_without_a_usable_image_is_one_line(colour_export, tmp_path, capf
 # ----------------------------------------------------------------------------- run
 RUN_FAULTS = ("missing source", "empty source", "text file as source", "folder as source", "detector not SSD",
               "detector text file", "out-video is the source", "events is the gallery", "out-video a folder",
-              "events a folder", "events in a missing folder", "out-video not .mp4 or .avi")
+              "events a folder", "events in a missing folder", "out-video not .mp4 or .avi",
+              "motion with a TFLite detector")
 
 
 @pytest.mark.parametrize("fault", RUN_FAULTS)
@@ -322,6 +323,9 @@ def test_bad_run_input_is_one_line_and_overwrites_nothing(colour_export, tmp_pat
         named = tmp_path / "ssd.tflite"
         named.write_text("hello")
         argv += ["--detector", named]
+    elif fault == "motion with a TFLite detector":
+        named = "--motion"
+        argv += ["--motion", "--detector", colour_export / "extractor_float32.tflite"]
     elif fault == "out-video is the source":
         named = "--out-video"
         argv += ["--out-video", video]

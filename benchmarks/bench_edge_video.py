@@ -10,8 +10,8 @@ annotated frames only.
 Settings (`--settings`, any of):
 - `full`: HOG over the whole frame, `--detect-resize 1.5 --hog-scale 1.1 --min-score 1.0`
   (what found vtest.avi's people before motion regions);
-- `motion`: the same HOG, only where the picture moves (`--motion`);
-- `pi`: `python -m edge_demo run --profile pi`.
+- `pi`: `python -m edge_demo run --profile pi`: the same HOG, only where the picture
+  moves (`--motion`).
 
 ```bash
 msreid export MODEL --out export ...
@@ -31,11 +31,7 @@ from edge_demo.pipeline import RunOptions, run
 from keras_msreid.metrics.tracking import read_event_log, read_mot_file, score_tracks
 
 FULL_FRAME = dict(detect_resize=1.5, hog_scale=1.1, min_score=1.0)
-SETTINGS = {
-    "full": FULL_FRAME,
-    "motion": dict(FULL_FRAME, motion=True),
-    "pi": PROFILES["pi"],
-}
+SETTINGS = {"full": FULL_FRAME, "pi": PROFILES["pi"]}
 STAGES = ("detect", "extract", "match", "output")
 
 

@@ -1,5 +1,20 @@
-"""What several test modules share: the tiny model's options."""
+"""What several test modules share: the tiny model's options, reading a video back."""
+
+import cv2
 
 # An MSReID small enough to build, save and run in a second on a CPU (64 x 32 images).
 TINY_MODEL = dict(image_size=(64, 32), patch_size=(3, 2), widths=(8, 16, 16, 32), depths=(1, 1, 1),
                   similarity_channels=8, reduced_channels=8, fusion_channels=8, embedding_dim=16)
+
+
+def read_frames(path):
+    """Every frame of a video file, in order."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames

@@ -20,6 +20,7 @@ from edge_demo.recorder import VideoRecorder
 from edge_demo.sources import FrameSource, SourceError, parse_source
 from edge_demo.stats import Stats
 from keras_msreid.synthetic import draw_person, identity_appearance
+from conftest import read_frames
 
 
 # ----------------------------------------------------------------------------- sources
@@ -171,13 +172,7 @@ def test_video_recorder_writes_a_readable_video_atomically(tmp_path, extension):
     assert not path.exists()  # only the hidden temporary file until close
     recorder.close()
     assert os.listdir(tmp_path) == [path.name]
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
+    frames = read_frames(path)
     assert len(frames) == 5 and frames[0].shape == (64, 96, 3)
     assert abs(float(frames[4].mean()) - 160) < 8
 

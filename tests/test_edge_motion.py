@@ -10,6 +10,7 @@ from edge_demo.detectors import HOG_PERSON_BOX, HOGDetector
 from edge_demo.motion import MotionRegions, merge_overlapping
 from edge_demo.tracker import iou
 from keras_msreid.synthetic import identity_appearance, write_pedestrian_video
+from conftest import read_frames
 
 
 def scene(rng, size=(240, 320)):
@@ -57,13 +58,7 @@ def test_hog_inside_motion_regions_finds_what_the_whole_frame_search_finds(tmp_p
     path = str(tmp_path / "walk.mp4")
     write_pedestrian_video(path, [identity_appearance(p, 0) for p in (3, 8)], frames=40, size=(240, 320),
                            person_height=(130, 150), seed=0)
-    capture = cv2.VideoCapture(path)
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
+    frames = read_frames(path)
     whole, gated = HOGDetector(), HOGDetector(motion=MotionRegions())
     found_whole = found_both = 0
     for index, frame in enumerate(frames):

@@ -8,21 +8,10 @@ import numpy as np
 import pytest
 
 from keras_msreid.synthetic import identity_appearance, write_pedestrian_video
+from conftest import read_frames
 
 SIZE = (240, 320)
 SMALL = dict(frames=12, size=SIZE, person_height=(150, 180), seed=1)
-
-
-def read_frames(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
 
 
 @pytest.mark.parametrize("name", ["walk.mp4", "walk.avi"])

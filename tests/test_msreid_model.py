@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY_MODEL
+from keras_msreid.errors import UserError
 from keras_msreid.models import MSReID
 
 
@@ -127,7 +128,8 @@ def test_save_and_load_in_safe_mode_keeps_outputs(model, tmp_path):
 def test_fit_lowers_the_loss_on_a_fixed_batch():
     keras.utils.set_random_seed(0)
     model = MSReID.from_options(num_classes=4, levels=("low", "high"), **TINY_MODEL)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), random_positives=0, random_negatives=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), hard_positives=1, hard_negatives=1, random_positives=0,
+                  random_negatives=0)
     x = images(16)
     y = np.repeat(np.arange(4), 4).astype("int32")
     data = tf.data.Dataset.from_tensors((x, y)).repeat()
@@ -158,6 +160,9 @@ def test_embedding_only_model_has_no_scorer_and_bad_arguments_are_named():
     assert model.scorer_feature_names == []
     with pytest.raises(ValueError, match="no similarity levels"):
         model.scorer()
+    model.compile(random_positives=0, random_negatives=0)  # no pair head: nothing to mine
+    with pytest.raises(UserError, match="at least one positive and one negative pair"):
+        MSReID.from_options(levels=("high",), **TINY_MODEL).compile(random_negatives=0)
     with pytest.raises(ValueError, match=r"unknown levels \['top'\]"):
         MSReID.from_options(levels=("top",))
     with pytest.raises(ValueError, match=r"unknown loss_weights \['rank'\]"):

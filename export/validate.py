@@ -13,7 +13,7 @@ small test splits such as CUHK01's 200 x 200.
 Example:
 
 ```bash
-python -m export.validate exported/ --dataset cuhk01 --root /data/cuhk01 --report report.json
+python -m export.validate exported/ --dataset cuhk01 --root /data/cuhk01 --json report.json
 ```
 """
 
@@ -238,7 +238,7 @@ def add_arguments(parser):
     parser.add_argument("--model", help="the Keras model (default: the export's source model)")
     parser.add_argument("--validate-modes", nargs="+", help="modes to check (default: all exported)")
     parser.add_argument("--threads", type=int, help="LiteRT interpreter threads")
-    parser.add_argument("--report", help="also write the report as JSON to this file")
+    parser.add_argument("--json", help="also write the report to this JSON file")
 
 
 def run_validation(export_dir, args):
@@ -254,8 +254,8 @@ def run_validation(export_dir, args):
     model = keras.saving.load_model(args.model, safe_mode=True) if args.model else None
     report = validate_export(export_dir, split, model, args.validate_modes, args.threads)
     print(format_report(report))
-    if args.report:
-        atomic_write_bytes(args.report, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    if args.json:
+        atomic_write_bytes(args.json, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return report
 
 

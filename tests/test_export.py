@@ -66,7 +66,7 @@ def exported(model_path, dataset_root, tmp_path_factory):
         code = msreid_main([
             "export", str(model_path), "--out", str(out), "--modes", *MODES,
             "--calibration-root", str(dataset_root), "--calibration-dataset", "market1501",
-            "--calibration-count", "24", "--threshold-pairs", "200", "--validate", "--report", str(report),
+            "--calibration-count", "24", "--threshold-pairs", "200", "--validate", "--json", str(report),
         ])
     assert code == 0, printed.getvalue()
     return {"dir": out, "report": json.loads(report.read_text()), "printed": printed.getvalue()}
@@ -171,7 +171,8 @@ def test_int8_outputs_are_close_to_float(exported, keras_model, test_images):
     it), while a cell whose vector was short before normalisation can turn by
     more, so maps and patches are held to a mean, not a maximum. The embedding
     is compared by cosine. Theta's scale and centre (in [-1, 1]) step by
-    0.008 at most. Scores come from int8 similarity maps through a float head;
+    0.008 at most, and come from the int8 features through the float STN head: two
+    steps allowed (0.015). Scores come from int8 similarity maps through a float head;
     0.05 is about what one step on the pooled features moves the logit. (After
     twelve steps the scores differ little from pair to pair; how well int8 keeps
     their order is measured by `export.validate` on a trained model.)
@@ -185,7 +186,7 @@ def test_int8_outputs_are_close_to_float(exported, keras_model, test_images):
     for name in ("low_map", "mid_map", "high_map", "low_patch", "mid_patch", "high_patch"):
         assert np.abs(lite[name] - features[name]).mean() < 0.02, name
     for name in ("low_theta", "mid_theta", "high_theta"):
-        np.testing.assert_allclose(lite[name], features[name], atol=0.01, err_msg=name)
+        np.testing.assert_allclose(lite[name], features[name], atol=0.015, err_msg=name)
     lite_scores = reid.score({n: v[:1] for n, v in lite.items()}, lite)
     np.testing.assert_allclose(lite_scores, scores, atol=0.05)
 

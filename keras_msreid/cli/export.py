@@ -40,7 +40,7 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="seeds the image and pair sampling")
     parser.add_argument("--validate", action="store_true", help="then validate every mode on the query/gallery split")
     parser.add_argument("--threads", type=at_least(1), help="--validate: LiteRT interpreter threads")
-    parser.add_argument("--report", help="--validate: also write the report as JSON to this file")
+    parser.add_argument("--json", help="--validate: also write the report to this JSON file")
 
 
 def run(args):
@@ -84,12 +84,12 @@ def run(args):
         split = EvaluationSplit.from_dataset(dataset, tuple(metadata["image_size"]))
         report = validate_export(args.out, split, num_threads=args.threads)
         print(format_report(report))
-        if args.report:
+        if args.json:
             import json
 
             from keras_msreid.utils.atomic import atomic_write_bytes
 
-            atomic_write_bytes(args.report, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+            atomic_write_bytes(args.json, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return 0
 
 

@@ -6,7 +6,8 @@ HELP = "Print parameters and per-image / per-pair multiply-adds of a model."
 def add_arguments(parser):
     parser.add_argument("model", nargs="?", help="a .keras file (default: a new model with the flags below)")
     parser.add_argument("--image-size", type=int, nargs=2, default=(160, 64), metavar=("H", "W"))
-    parser.add_argument("--levels", nargs="*", default=["low", "mid", "high"])
+    parser.add_argument("--levels", nargs="*", default=["high"],
+                        help="similarity levels (default: high, as msreid train; none: embedding only)")
     parser.add_argument("--num-classes", type=int, default=751, help="ID classifier size (training only)")
 
 

@@ -151,8 +151,8 @@ def build_parser():
                             help="drop a detection with this share of its area inside a larger one (default 0.8; "
                                  "1 drops only those wholly inside)")
     run_parser.add_argument("--profile", choices=sorted(PROFILES),
-                            help="preset detection settings: pi = the measured fastest for a fixed camera on a "
-                                 "Raspberry Pi (edge_demo/README.md); flags given as well win")
+                            help="preset detection settings: pi = HOG in motion regions with the settings measured "
+                                 "for a fixed camera (edge_demo/README.md); flags given as well win")
     run_parser.add_argument("--person-class", type=Number(int, 0), default=0,
                             help="person class id of a TFLite detector")
     run_parser.add_argument("--motion", action="store_true", default=None,

@@ -21,7 +21,7 @@ Example:
 
 >>> detector = HOGDetector(min_height=80)
 >>> [d.box for d in detector(frame)]
-[(212, 80, 64, 128)]
+[(228, 96, 35, 93)]
 """
 
 import dataclasses

@@ -34,7 +34,7 @@ class TrainConfig:
     augment: dict = dataclasses.field(default_factory=dict)  # AugmentConfig fields; {} = defaults, None = off
     cache_decoded: bool = False  # decode every training image once into memory (GPU hosts, small sets)
     # Model.
-    # The high level alone: at convergence on CUHK01 as good as all three, at 0.6x the CPU
+    # The high level alone: at convergence on CUHK01 as good as all three, at 0.65x the CPU
     # per step (docs/RESULTS.md); levels=["low", "mid", "high"] is the paper's network.
     levels: tuple = ("high",)
     parts: int = 1

@@ -109,6 +109,21 @@ def test_a_diverged_run_never_replaces_a_finite_model(tiny_dataset, tmp_path):
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
 
 
+def test_a_finished_run_run_again_keeps_its_model_file(tiny_dataset, tmp_path):
+    from keras_msreid.training.trainer import train
+    from training_job import tiny_config
+
+    config = tiny_config(str(tiny_dataset), str(tmp_path / "run"))
+    config.epochs, config.final_evaluation = 1, False
+    first, _ = train(config, verbose=0)
+    model_bytes = (tmp_path / "run" / "model.keras").read_bytes()
+    again, _ = train(config, verbose=0)  # the quickstart run twice: the export's fingerprint must not change
+    assert (tmp_path / "run" / "model.keras").read_bytes() == model_bytes
+    assert int(again.optimizer.iterations.numpy()) == int(first.optimizer.iterations.numpy()) == 4
+    for want, got in zip(first.weights, again.weights):
+        np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=want.path)
+
+
 def test_reader_flags_add_to_the_config_files_dataset_options(tmp_path):
     from keras_msreid.cli import _build_parser as build_parser
     from keras_msreid.cli.train import config_from_args

@@ -190,8 +190,14 @@ def train(config, extra_callbacks=(), verbose="auto"):
                         f"{last}: resume with a lower --learning-rate")
     if not chief:
         return model, {}
-    with atomic_path(run / "model.keras") as temporary:
-        model.save(temporary)
+    if start >= config.epochs * steps and (run / "model.keras").exists():
+        # A finished run run again: its model holds these weights. Saving would change the
+        # file's bytes (Keras stamps the date), and with them the export's fingerprint that
+        # the edge demo's gallery is keyed to.
+        log.info("the run was already finished: %s kept", run / "model.keras")
+    else:
+        with atomic_path(run / "model.keras") as temporary:
+            model.save(temporary)
 
     metrics = {}
     if config.final_evaluation and dataset.query and dataset.gallery:

@@ -34,8 +34,8 @@ class TrainConfig:
     augment: dict = dataclasses.field(default_factory=dict)  # AugmentConfig fields; {} = defaults, None = off
     cache_decoded: bool = False  # decode every training image once into memory (GPU hosts, small sets)
     # Model.
-    # The high level alone: at convergence on CUHK01 as good as all three, at 0.65x the CPU
-    # per step (docs/RESULTS.md); levels=["low", "mid", "high"] is the paper's network.
+    # The high level alone: at convergence on CUHK01 as good as all three, at 0.65x the
+    # training CPU (docs/RESULTS.md); levels=["low", "mid", "high"] is the paper's network.
     levels: tuple = ("high",)
     parts: int = 1
     patch_size: tuple = (5, 3)

@@ -36,12 +36,12 @@ STAGES = ("detect", "extract", "match", "output")
 
 
 def run_setting(video, model_dir, mode, options, threads, max_frames):
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, open(os.devnull, "w") as quiet:
         events = os.path.join(folder, "events.jsonl")
         summary = run(RunOptions(model_dir=model_dir, source=video, mode=mode, headless=True,
                                  gallery=os.path.join(folder, "gallery.sqlite"), events=events, threads=threads,
                                  max_frames=max_frames, stats_every=1e9, **options),
-                      log=open(os.devnull, "w"))
+                      log=quiet)
         return summary, read_event_log(events) if os.path.exists(events) else {}
 
 

@@ -229,8 +229,6 @@ def _check_output_file(flag, path):
 
 def _profile_settings(args):
     """The detection settings: a flag given wins, then the `--profile`, then `RunOptions`' default."""
-    if args.motion and args.detector != "hog":
-        raise ValueError("--motion works with the HOG detector only, not with --detector " + args.detector)
     defaults = {field.name: field.default for field in dataclasses.fields(RunOptions)}
     profile = dict(PROFILES.get(args.profile, {}))
     if args.detector != "hog":

@@ -80,6 +80,8 @@ def make_detector(options):
         return HOGDetector(options.hog_model, min_score=options.min_score, min_height=options.min_height,
                            resize=options.detect_resize, scale=options.hog_scale, contained=options.contained,
                            motion=MotionRegions() if options.motion else None)
+    if options.motion:
+        raise ValueError(f"--motion works with the HOG detector only, not with --detector {options.detector}")
     return TFLiteDetector(options.detector, person_class=options.person_class, min_score=options.min_score,
                           min_height=options.min_height, contained=options.contained, num_threads=options.threads)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_msreid.layers.depthwise_correlation import DepthwiseCorrelation
+from keras_msreid.layers.depthwise_correlation import DepthwiseCorrelation, cells_read
 
 
 def naive_correlation(patches, maps, stride=1):
@@ -72,3 +72,19 @@ def test_rejects_unknown_method_and_round_trips_config():
     layer = DepthwiseCorrelation("shift_add", strides=2)
     clone = DepthwiseCorrelation.from_config(layer.get_config())
     assert (clone.method, clone.strides) == ("shift_add", 2)
+
+
+@pytest.mark.parametrize("map_size, patch_size, stride", [((40, 16), (5, 3), 4), ((20, 8), (5, 3), 2),
+                                                         ((9, 7), (3, 3), 4), ((10, 4), (5, 3), 1)])
+def test_cells_read_are_exactly_those_the_correlation_depends_on(map_size, patch_size, stride):
+    rng = np.random.default_rng(0)
+    patches = rng.uniform(0.5, 1.0, size=(1, 1, *patch_size, 2)).astype(np.float32)  # no zero weight
+    maps = rng.normal(size=(1, *map_size, 2)).astype(np.float32)
+    layer = DepthwiseCorrelation("grouped", stride)
+    base = layer([patches, maps]).numpy()
+    read = cells_read(map_size, patch_size, stride)
+    for y, x in np.ndindex(*map_size):
+        changed = maps.copy()
+        changed[0, y, x] += 1.0
+        depends = not np.allclose(layer([patches, changed]).numpy(), base, atol=1e-6)
+        assert depends == read[y, x], (y, x)

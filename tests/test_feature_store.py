@@ -1,4 +1,4 @@
-"""FeatureStore: round trip, memory-mapped reload, and crash safety (old store kept, partial resumed)."""
+"""FeatureStore: compact round trip, memory-mapped reload, append, removal, the saved index, crash safety."""
 
 import json
 import os
@@ -10,87 +10,95 @@ import numpy as np
 import pytest
 
 from keras_msreid.datasets import ImageRecord
+from keras_msreid.retrieval.encoding import FeatureCodec
 from keras_msreid.retrieval.feature_store import (
     MANIFEST_NAME,
     PARTIAL_NAME,
     FeatureStore,
+    add_to_feature_store,
+    remove_from_feature_store,
     write_feature_store,
 )
+from keras_msreid.retrieval.shortlist import faiss_available
 from keras_msreid.utils.file_hash import sha256_of_file
 
 COUNT = 20
-RECORDS = [ImageRecord(f"/images/{i:03d}.jpg", pid=i // 4, camid=i % 2) for i in range(COUNT)]
+RECORDS = [ImageRecord(f"/images/{i:03d}.jpg", pid=i // 4, camid=i % 2) for i in range(COUNT + 10)]
+CODECS = {"embedding": FeatureCodec("float32", (8,)), "low_map": FeatureCodec("float32", (4, 2, 3))}
 
 
 def features_of(index, seed=0):
     """Deterministic features of image `index` (so a resumed run can be checked row by row)."""
     rng = np.random.default_rng([seed, index])
-    return {"embedding": rng.normal(size=8).astype(np.float32), "low_map": rng.normal(size=(4, 2, 3)).astype(np.float32)}
+    embedding = rng.normal(size=8).astype(np.float32)
+    return {"embedding": embedding / np.linalg.norm(embedding), "low_map": rng.normal(size=(4, 2, 3)).astype(np.float32)}
 
 
-def make_batches(batch_size=3, seed=0, fail_after=None, starts=None):
-    """`batches(start)` for `write_feature_store`; raises after `fail_after` batches (a simulated kill)."""
+def make_extract(batch_size=3, seed=0, fail_after=None, asked=None):
+    """`extract(items)` for a store; raises after `fail_after` batches (a simulated kill)."""
 
-    def batches(start):
-        if starts is not None:
-            starts.append(start)
-        for number, first in enumerate(range(start, COUNT, batch_size)):
+    def extract(items):
+        if asked is not None:
+            asked.append([item.path for item in items])
+        indices = [RECORDS.index(item) for item in items]
+        for number, first in enumerate(range(0, len(indices), batch_size)):
             if fail_after is not None and number == fail_after:
                 raise KeyboardInterrupt("killed")
-            rows = [features_of(i, seed) for i in range(first, min(first + batch_size, COUNT))]
+            rows = [features_of(i, seed) for i in indices[first : first + batch_size]]
             yield {name: np.stack([row[name] for row in rows]) for name in rows[0]}
 
-    return batches
+    return extract
 
 
-def expected(seed=0):
-    rows = [features_of(i, seed) for i in range(COUNT)]
+def expected(seed=0, indices=range(COUNT)):
+    rows = [features_of(i, seed) for i in indices]
     return {name: np.stack([row[name] for row in rows]) for name in rows[0]}
 
 
-def write(directory, batches, sha="a" * 64, chunk_size=4):
-    return write_feature_store(directory, RECORDS, batches, model_sha256=sha, image_size=(160, 64),
+def write(directory, extract, sha="a" * 64, chunk_size=4, records=RECORDS[:COUNT], codecs=CODECS):
+    return write_feature_store(directory, records, extract, model_sha256=sha, image_size=(160, 64), codecs=codecs,
                                chunk_size=chunk_size, progress=False)
 
 
 def test_round_trip_memory_mapped(tmp_path):
-    write(tmp_path / "store", make_batches())
+    write(tmp_path / "store", make_extract())
     store = FeatureStore.load(tmp_path / "store")
     for name, value in expected().items():
         np.testing.assert_array_equal(store.features[name], value)
-        assert isinstance(store.features[name], np.memmap)
-    assert store.paths == [record.path for record in RECORDS]
-    np.testing.assert_array_equal(store.pids, [record.pid for record in RECORDS])
-    np.testing.assert_array_equal(store.camids, [record.camid for record in RECORDS])
+        assert isinstance(store.features[name].arrays["codes"], np.memmap)
+    assert store.paths == [record.path for record in RECORDS[:COUNT]]
+    np.testing.assert_array_equal(store.ids, np.arange(COUNT))
+    np.testing.assert_array_equal(store.pids, [record.pid for record in RECORDS[:COUNT]])
+    np.testing.assert_array_equal(store.camids, [record.camid for record in RECORDS[:COUNT]])
     assert (store.count, store.model_sha256, store.image_size) == (COUNT, "a" * 64, (160, 64))
     manifest = json.loads((tmp_path / "store" / MANIFEST_NAME).read_text())
-    assert manifest["features"]["low_map"]["shape"] == [4, 2, 3]
-    assert manifest["format"] == "keras_msreid.feature_store" and manifest["version"] == 1
+    assert manifest["features"]["low_map"] == {"encoding": "float32", "shape": [4, 2, 3]}
+    assert manifest["format"] == "keras_msreid.feature_store" and manifest["version"] == 2
     assert not (tmp_path / "store" / PARTIAL_NAME).exists()
     in_memory = FeatureStore.load(tmp_path / "store", mmap=False)
-    assert not isinstance(in_memory.features["embedding"], np.memmap)
+    assert not isinstance(in_memory.features["embedding"].arrays["codes"], np.memmap)
 
 
 def test_same_extraction_is_reused_without_running(tmp_path):
-    write(tmp_path / "store", make_batches())
-    starts = []
-    write(tmp_path / "store", make_batches(starts=starts))
-    assert starts == []
+    write(tmp_path / "store", make_extract())
+    asked = []
+    write(tmp_path / "store", make_extract(asked=asked))
+    assert asked == []
 
 
 def test_killed_extraction_leaves_the_old_store_and_resumes(tmp_path):
     directory = tmp_path / "store"
-    write(directory, make_batches(seed=0), sha="a" * 64)
+    write(directory, make_extract(seed=0), sha="a" * 64)
     with pytest.raises(KeyboardInterrupt):  # new model, killed after 3 batches of 3: recorded at 6 images
-        write(directory, make_batches(seed=1, fail_after=3), sha="b" * 64)
+        write(directory, make_extract(seed=1, fail_after=3), sha="b" * 64)
     old = FeatureStore.load(directory)
     assert old.model_sha256 == "a" * 64
     np.testing.assert_array_equal(old.features["embedding"], expected(seed=0)["embedding"])
     assert json.loads((directory / PARTIAL_NAME).read_text())["done"] == 6
 
-    starts = []
-    new = write(directory, make_batches(seed=1, starts=starts), sha="b" * 64)
-    assert starts == [6]
+    asked = []
+    new = write(directory, make_extract(seed=1, asked=asked), sha="b" * 64)
+    assert asked == [[record.path for record in RECORDS[6:COUNT]]]
     assert new.model_sha256 == "b" * 64
     for name, value in expected(seed=1).items():
         np.testing.assert_array_equal(new.features[name], value)
@@ -102,29 +110,37 @@ import os, signal, sys
 import numpy as np
 sys.path.insert(0, {tests!r})
 import test_feature_store as t
-from keras_msreid.retrieval.feature_store import write_feature_store
+from keras_msreid.retrieval.feature_store import add_to_feature_store, write_feature_store
 
-def batches(start):
-    for number, batch in enumerate(t.make_batches(batch_size=2)(start)):
-        if number == 5:
+def extract(items):
+    for number, batch in enumerate(t.make_extract(batch_size=2)(items)):
+        if number == {kill_at!r}:
             os.kill(os.getpid(), signal.SIGKILL)
         yield batch
 
-write_feature_store({directory!r}, t.RECORDS, batches, model_sha256="c" * 64, image_size=(160, 64),
-                    chunk_size=4, progress=False)
+if {append!r}:
+    add_to_feature_store({directory!r}, t.RECORDS[t.COUNT:], extract, chunk_size=4, progress=False)
+else:
+    write_feature_store({directory!r}, t.RECORDS[:t.COUNT], extract, model_sha256="c" * 64, image_size=(160, 64),
+                        codecs=t.CODECS, chunk_size=4, progress=False)
 """
+
+
+def run_killed_writer(directory, append):
+    code = KILLED_WRITER.format(tests=str(pathlib.Path(__file__).parent), directory=str(directory), append=append,
+                                kill_at=4 if append else 5)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr
 
 
 def test_sigkill_between_chunks_never_loads_as_complete(tmp_path):
     directory = tmp_path / "store"
-    code = KILLED_WRITER.format(tests=str(pathlib.Path(__file__).parent), directory=str(directory))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == -9, result.stderr
+    run_killed_writer(directory, append=False)
     with pytest.raises(FileNotFoundError, match=r"unfinished extraction \(8/20 images\).*resume"):
         FeatureStore.load(directory)
-    starts = []
-    store = write(directory, make_batches(batch_size=2, starts=starts), sha="c" * 64)
-    assert starts == [8]
+    asked = []
+    store = write(directory, make_extract(batch_size=2, asked=asked), sha="c" * 64)
+    assert asked == [[record.path for record in RECORDS[8:COUNT]]]
     for name, value in expected().items():
         np.testing.assert_array_equal(store.features[name], value)
 
@@ -132,33 +148,42 @@ def test_sigkill_between_chunks_never_loads_as_complete(tmp_path):
 def test_corrupt_or_missing_stores_are_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"no feature store in {tmp_path} \\(no manifest.json\\)"):
         FeatureStore.load(tmp_path)
-    store = write(tmp_path / "store", make_batches())
-    path = store.directory / store.manifest["features"]["low_map"]["file"]
+    store = write(tmp_path / "store", make_extract())
+    path = store.directory / store.manifest["segments"][0]["data"] / "low_map.codes.npy"
     del store
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=f"feature file {path} cannot be read"):
         FeatureStore.load(tmp_path / "store")
     manifest = json.loads((tmp_path / "store" / MANIFEST_NAME).read_text())
-    manifest["version"] = 99
+    manifest["version"] = 1  # a store of an earlier keras_msreid
     (tmp_path / "store" / MANIFEST_NAME).write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="is not a version-1 keras_msreid.feature_store manifest"):
+    message = r"is a version-1 feature store; this keras_msreid reads version 2 .*extract the gallery again"
+    with pytest.raises(ValueError, match=message):
         FeatureStore.load(tmp_path / "store")
+    with pytest.raises(ValueError, match=message):  # and it is not written over
+        write(tmp_path / "store", make_extract(), sha="b" * 64)
 
 
 def test_batches_that_do_not_fit_the_images_are_an_error(tmp_path):
-    def too_few(start):
+    codecs = {"embedding": CODECS["embedding"]}
+
+    def too_few(items):
         yield {"embedding": np.zeros((3, 8), np.float32)}
 
-    with pytest.raises(ValueError, match="batches stopped after 3 of the 20 images"):
-        write(tmp_path / "a", too_few)
+    with pytest.raises(ValueError, match="the extractor stopped after 3 of the 20 images"):
+        write(tmp_path / "a", too_few, codecs=codecs)
 
-    def changing(start):
+    def changing(items):
         yield {"embedding": np.zeros((3, 8), np.float32)}
         yield {"embedding": np.zeros((3, 9), np.float32)}
 
     with pytest.raises(ValueError, match=r"feature 'embedding' has per-image shape \[9\], the store \[8\]"):
-        write(tmp_path / "b", changing)
+        write(tmp_path / "b", changing, codecs=codecs)
+    with pytest.raises(ValueError, match="lacks the features \['low_map'\]"):
+        write(tmp_path / "c", too_few)
+    with pytest.raises(ValueError, match="image /images/000.jpg is given twice"):
+        write(tmp_path / "d", too_few, records=RECORDS[:2] + RECORDS[:1])
 
 
 def test_sha256_of_file(tmp_path):
@@ -169,30 +194,30 @@ def test_sha256_of_file(tmp_path):
 
 def test_a_store_never_removes_folders_it_did_not_write(tmp_path):
     store_dir = tmp_path / "store"
-    write(store_dir, make_batches())
+    write(store_dir, make_extract())
     # A user's folder that happens to match the data-* pattern, and a file of theirs.
     (store_dir / "data-holiday-photos").mkdir()
     (store_dir / "data-holiday-photos" / "beach.jpg").write_bytes(b"mine")
     (store_dir / "notes.txt").write_text("mine")
-    write(store_dir, make_batches(seed=1), sha="b" * 64)  # another model: a fresh extraction
-    write(store_dir, make_batches(seed=2), sha="c" * 64, chunk_size=4)
+    write(store_dir, make_extract(seed=1), sha="b" * 64)  # another model: a fresh extraction
+    write(store_dir, make_extract(seed=2), sha="c" * 64, chunk_size=4)
     assert (store_dir / "data-holiday-photos" / "beach.jpg").read_bytes() == b"mine"
     assert (store_dir / "notes.txt").read_text() == "mine"
     # The superseded extractions are gone: only the committed data folder is left of ours.
-    committed = json.loads((store_dir / MANIFEST_NAME).read_text())["data"]
+    committed = [segment["data"] for segment in json.loads((store_dir / MANIFEST_NAME).read_text())["segments"]]
     ours = sorted(path.name for path in store_dir.glob("data-*") if path.name != "data-holiday-photos")
-    assert ours == [committed]
+    assert ours == committed
     np.testing.assert_array_equal(FeatureStore.load(store_dir).features["embedding"], expected(seed=2)["embedding"])
 
 
 def test_an_abandoned_extraction_is_removed_file_by_file(tmp_path):
     store_dir = tmp_path / "store"
     with pytest.raises(KeyboardInterrupt):
-        write(store_dir, make_batches(fail_after=2))
+        write(store_dir, make_extract(fail_after=2))
     abandoned = json.loads((store_dir / PARTIAL_NAME).read_text())["data"]
     (store_dir / abandoned / "keep.txt").write_text("someone else's")
-    write(store_dir, make_batches(seed=1), sha="b" * 64)  # other images: the partial cannot resume
-    assert not (store_dir / abandoned / "embedding.npy").exists()
+    write(store_dir, make_extract(seed=1), sha="b" * 64)  # another model: the partial cannot resume
+    assert not (store_dir / abandoned / "embedding.codes.npy").exists()
     assert (store_dir / abandoned / "keep.txt").read_text() == "someone else's"
 
 
@@ -206,9 +231,87 @@ def test_a_folder_that_is_not_a_store_is_refused(tmp_path, content):
         (store_dir / "data-2024").mkdir()
     before = sorted(os.listdir(store_dir))
     with pytest.raises(ValueError, match=r"photos is not empty and holds no feature store \(manifest.json\)"):
-        write(store_dir, make_batches())
+        write(store_dir, make_extract())
     assert sorted(os.listdir(store_dir)) == before
     (tmp_path / "a_file").write_text("mine")
     with pytest.raises(ValueError, match="a_file is a file, not a feature store folder"):
-        write(tmp_path / "a_file", make_batches())
+        write(tmp_path / "a_file", make_extract())
     assert (tmp_path / "a_file").read_text() == "mine"
+
+
+def test_append_extracts_only_the_new_images_and_keeps_ids(tmp_path):
+    directory = tmp_path / "store"
+    write(directory, make_extract())
+    asked = []
+    store = add_to_feature_store(directory, RECORDS[COUNT:], make_extract(asked=asked), progress=False)
+    assert asked == [[record.path for record in RECORDS[COUNT:]]]
+    assert store.paths == [record.path for record in RECORDS]
+    np.testing.assert_array_equal(store.ids, np.arange(len(RECORDS)))
+    for name, value in expected(indices=range(len(RECORDS))).items():
+        np.testing.assert_array_equal(store.features[name], value)
+    with pytest.raises(ValueError, match="already holds 1 of these images, e.g. /images/003.jpg"):
+        add_to_feature_store(directory, RECORDS[3:4], make_extract(), progress=False)
+
+
+def test_removed_images_are_skipped_and_their_ids_never_come_back(tmp_path):
+    directory = tmp_path / "store"
+    write(directory, make_extract())
+    gone = [RECORDS[2].path, RECORDS[5].path]
+    store = remove_from_feature_store(directory, gone)
+    kept = [i for i in range(COUNT) if i not in (2, 5)]
+    assert store.paths == [RECORDS[i].path for i in kept]
+    np.testing.assert_array_equal(store.ids, kept)
+    np.testing.assert_array_equal(store.features["low_map"], expected(indices=kept)["low_map"])
+    store = add_to_feature_store(directory, RECORDS[COUNT:], make_extract(), progress=False)
+    np.testing.assert_array_equal(store.ids, kept + list(range(COUNT, len(RECORDS))))
+    with pytest.raises(ValueError, match="holds no image /images/002.jpg \\(and 2 more given\\)"):
+        remove_from_feature_store(directory, gone + ["/images/x.jpg"])
+    assert FeatureStore.load(directory).count == len(RECORDS) - 2
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + (["faiss-flat", "faiss-hnsw"] if faiss_available() else []))
+def test_the_saved_index_is_extended_on_append_and_skips_removed_images(tmp_path, backend):
+    directory = tmp_path / "store"
+    write_feature_store(directory, RECORDS[:COUNT], make_extract(), model_sha256="a" * 64, image_size=(160, 64),
+                        codecs=CODECS, progress=False, index_backend=backend)
+    manifest = json.loads((directory / MANIFEST_NAME).read_text())
+    assert (manifest["index"] or {}).get("backend", "numpy") == backend
+    add_to_feature_store(directory, RECORDS[COUNT:], make_extract(), progress=False)
+    store = remove_from_feature_store(directory, [RECORDS[i].path for i in (0, 21)])
+    index = store.index()
+    assert index.size == store.count == len(RECORDS) - 2
+    queries = expected(indices=range(len(RECORDS)))["embedding"]
+    _, rows = index.search(queries, k=5)
+    exact = np.asarray(store.features["embedding"]) @ queries.T
+    np.testing.assert_array_equal(rows, np.argsort(-exact.T, axis=1, kind="stable")[:, :5])
+    if backend != "numpy":
+        assert len(list(directory.glob("index-*"))) == 1  # the superseded index file is gone
+
+
+def test_sigkill_during_an_append_keeps_the_previous_store_and_resumes(tmp_path):
+    directory = tmp_path / "store"
+    write(directory, make_extract())
+    run_killed_writer(directory, append=True)  # killed at the 5th batch of 2 of the 10 new images: 8 recorded
+    store = FeatureStore.load(directory)
+    assert store.count == COUNT
+    np.testing.assert_array_equal(store.features["embedding"], expected()["embedding"])
+    asked = []
+    store = add_to_feature_store(directory, RECORDS[COUNT:], make_extract(batch_size=2, asked=asked), progress=False)
+    assert asked == [[record.path for record in RECORDS[COUNT + 8 :]]]
+    for name, value in expected(indices=range(len(RECORDS))).items():
+        np.testing.assert_array_equal(store.features[name], value)
+
+
+def test_writing_the_same_model_again_syncs_the_store_to_the_images_given(tmp_path):
+    directory = tmp_path / "store"
+    write(directory, make_extract())
+    asked = []
+    records = RECORDS[3:]  # three images gone, ten new
+    store = write(directory, make_extract(asked=asked), records=records)
+    assert asked == [[record.path for record in RECORDS[COUNT:]]]
+    assert sorted(store.paths) == sorted(record.path for record in records)
+    np.testing.assert_array_equal(store.features["embedding"], expected(indices=range(3, len(RECORDS)))["embedding"])
+    # Other encodings: everything is extracted again, into one segment.
+    compact = dict(CODECS, embedding=FeatureCodec("float16", (8,)))
+    store = write(directory, make_extract(), records=records, codecs=compact)
+    assert len(store.manifest["segments"]) == 1 and store.bytes_per_image == 8 * 2 + 24 * 4

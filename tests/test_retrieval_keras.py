@@ -94,3 +94,28 @@ def test_bad_arguments_are_named(model, dataset):
         evaluate_model(model, dataset, rankings=("cosine",))
     with pytest.raises(ValueError, match="ranking must be one of \\('auto', 'exhaustive', 'two-stage'\\), got 'fast'"):
         evaluate_model(model, dataset, ranking="fast")
+
+
+def test_a_compact_store_ranks_as_its_float_features(model, dataset, tmp_path):
+    from keras_msreid.retrieval.extract import build_feature_store, store_codecs
+    from keras_msreid.retrieval.ranking import rank_exhaustive
+
+    path = tmp_path / "model.keras"
+    model.save(path)
+    store = build_feature_store(path, dataset.gallery, tmp_path / "store", batch_size=8, progress=False, model=model)
+    codecs = store_codecs(model)
+    assert store.codecs == codecs and codecs["embedding"].encoding == "float16"
+    assert codecs["low_map"].encoding == "int4" and codecs["mid_map"].encoding == "int8"
+    floats = extract_features(model.extractor(), dataset.gallery, model.image_size, progress=False)
+    queries = extract_features(model.extractor(), dataset.query, model.image_size, progress=False, names=list(codecs))
+    gallery = {name: store.features[name] for name in codecs}
+    score_fn = keras_score_fn(model.scorer("shift_add"), batch_size=16)
+    # The graph's decoding (bind) equals numpy's (np.take on the encoded feature).
+    bound = rank_exhaustive(score_fn, queries, gallery)
+    gathered = rank_exhaustive(lambda a, b: score_fn(a, b), queries, gallery)
+    np.testing.assert_allclose(bound, gathered, atol=1e-5)
+    # And both score as the float features do, up to the int8 / int4 rounding.
+    exact = rank_exhaustive(score_fn, queries, {name: floats[name] for name in codecs})
+    assert np.abs(bound - exact).max() < 0.02
+    assert np.corrcoef(bound.ravel(), exact.ravel())[0, 1] > 0.99
+    assert store.bytes_per_image < sum(floats[name][0].nbytes for name in codecs) / 3

@@ -8,6 +8,10 @@ msreid search --query person.jpg --store stores/market --model run/model.keras \
     --dataset market1501 --root data/Market-1501
 # Later calls only read the store.
 msreid search --query person.jpg --store stores/market --model run/model.keras --top 10
+# A folder gallery grows in place: only images new to the folder are extracted.
+msreid search --query person.jpg --store stores/cam1 --model run/model.keras --gallery cam1/
+# Take images out of the store (no query needed to maintain it).
+msreid search --store stores/cam1 --model run/model.keras --remove cam1/old.jpg
 ```
 """
 
@@ -21,7 +25,7 @@ HELP = "Rank the images of a feature store for query images (top-n with scores).
 
 
 def add_arguments(parser):
-    parser.add_argument("--query", nargs="+", required=True, help="query image file(s)")
+    parser.add_argument("--query", nargs="+", help="query image file(s); without, only the store is built or updated")
     parser.add_argument("--store", required=True, help="feature store folder")
     parser.add_argument("--model", required=True, help="the .keras model the store was (or is to be) extracted with")
     parser.add_argument("--top", type=at_least(1), default=10, help="results printed per query (default 10)")
@@ -29,11 +33,14 @@ def add_arguments(parser):
     parser.add_argument("--fusion-weight", type=within(0.0, 1.0), default=0.5,
                         help="weight of the pair score against the embedding similarity, both standardised "
                              "per query (default 0.5)")
-    source = parser.add_argument_group("building the store (when it is missing or from another model)")
+    source = parser.add_argument_group(
+        "building or updating the store (it then holds exactly these images: new ones are extracted, "
+        "missing ones removed; all again for another model)")
     source.add_argument("--gallery", help="folder of gallery images (searched recursively)")
     source.add_argument("--dataset", help="dataset name whose --split goes into the store (with --root)")
     source.add_argument("--root", help="dataset root folder")
     source.add_argument("--split", default="gallery", choices=("gallery", "query", "train"))
+    parser.add_argument("--remove", nargs="+", metavar="PATH", help="take these images out of the store")
     parser.add_argument("--batch-size", type=at_least(1), default=128, help="images per extractor call (default 128)")
 
 
@@ -44,11 +51,13 @@ def run(args):
     from keras_msreid.errors import UserError
     from keras_msreid.models import load_model
     from keras_msreid.retrieval.extract import build_feature_store, extract_features, keras_score_fn
-    from keras_msreid.retrieval.feature_store import FeatureStore
+    from keras_msreid.retrieval.feature_store import FeatureStore, remove_from_feature_store
     from keras_msreid.retrieval.ranking import embedding_similarity, rank_two_stage
     from keras_msreid.utils.file_hash import sha256_of_file
 
-    queries = _decodable(args.query, "--query")
+    if not (args.query or args.remove or args.gallery or args.dataset):
+        raise UserError("give --query images to rank, or --gallery / --dataset / --remove to update the store")
+    queries = _decodable(args.query, "--query") if args.query else None
     records = _gallery_records(args)
     if records is None:
         try:
@@ -61,13 +70,20 @@ def run(args):
                         "rebuild it with --gallery or --dataset")
     if records is not None:
         store = build_feature_store(args.model, records, args.store, batch_size=args.batch_size, model=model)
+    if args.remove:
+        store = remove_from_feature_store(args.store, args.remove)
+    if queries is None:
+        print(f"store {args.store}: {store.count} images, {store.bytes_per_image / 1024:.1f} KiB of features each")
+        return 0
+    if store.count == 0:
+        raise UserError(f"store {args.store} holds no images")
 
     names = ["embedding"] + (model.scorer_feature_names if model.levels else [])
     query_features = extract_features(model.extractor(), queries, model.image_size, progress=False, names=names)
     gallery = {name: store.features[name] for name in names}
     if model.levels:
         scores = rank_two_stage(keras_score_fn(model.scorer("shift_add")), query_features, gallery,
-                                shortlist=args.shortlist, fusion_weight=args.fusion_weight)
+                                shortlist=args.shortlist, fusion_weight=args.fusion_weight, index=store.index())
     else:
         scores = embedding_similarity(query_features["embedding"], gallery["embedding"])
     for query_path, row in zip(queries, scores):

@@ -1,6 +1,7 @@
 """Depth-wise correlation: one image's patch slid over another image's feature map."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
@@ -9,6 +10,23 @@ def _same_padding(kernel_size):
     """TensorFlow's SAME padding for stride 1: the extra cell goes after."""
     before = (kernel_size - 1) // 2
     return before, kernel_size - 1 - before
+
+
+def cells_read(map_size, patch_size, stride=1):
+    """Boolean `(height, width)`: the map cells a strided SAME correlation reads at all.
+
+    Positions are evaluated every `stride` cells from (0, 0), and each reads the
+    `patch_size` window around it (TensorFlow's SAME padding); with a stride
+    larger than the patch, some cells are never read, and a feature store need
+    not keep them.
+    """
+    (height, width), (patch_h, patch_w) = map_size, patch_size
+    read = np.zeros((height, width), bool)
+    top, left = _same_padding(patch_h)[0], _same_padding(patch_w)[0]
+    for y in range(0, height, stride):
+        for x in range(0, width, stride):
+            read[max(0, y - top) : y - top + patch_h, max(0, x - left) : x - left + patch_w] = True
+    return read
 
 
 def correlate_grouped(patches, feature_maps, stride=1):

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_msreid.errors import UserError
 from keras_msreid.layers.conv_similarity import ConvSimilarity
+from keras_msreid.layers.depthwise_correlation import cells_read
 from keras_msreid.layers.similarity_fusion import SimilarityFusion
 from keras_msreid.models.trunk import LEVEL_STRIDES
 
@@ -71,6 +72,18 @@ class MSReIDPairHead(keras.layers.Layer):
             similarity_shapes.append(self.similarities[level].compute_output_shape(shapes))
         self.fusion.build(similarity_shapes)
         self.built = True
+
+    def cells_read(self, feature_shapes):
+        """`{"<level>_map": boolean (height, width)}`: the map cells a pair's score depends on.
+
+        `feature_shapes` as for `build`. A feature store keeps only these cells.
+        """
+        masks = {}
+        for level in self.levels:
+            patch_size = tuple(feature_shapes[f"{level}_patch"][-3:-1])
+            map_size = tuple(feature_shapes[f"{level}_map"][-3:-1])
+            masks[f"{level}_map"] = cells_read(map_size, patch_size, self.similarities[level].strides)
+        return masks
 
     def get_build_config(self):
         # Built by its task (`MSReID.build`) or on its first call: a saved shape dict would

@@ -1,32 +1,43 @@
-"""Per-image features on disk: extracted once, reloaded memory-mapped without the images.
+"""Per-image features on disk, compact, grown in place, reloaded memory-mapped without the images.
 
 Layout of a store directory:
 
-    DIR/manifest.json          the committed store (written last, atomically)
-    DIR/data-<id>/<name>.npy   one array per feature, row i = image i (np.load(mmap_mode="r"))
-    DIR/partial.json           only while an extraction is unfinished: how far it got
+    DIR/manifest.json              the committed store (written last, atomically)
+    DIR/data-<id>/<name>.<array>.npy   one segment's encoded arrays, row i = its image i
+    DIR/data-<id>/images.json      that segment's image ids, paths, pids and camids
+    DIR/index-<id>.faiss           the saved shortlist index over every segment's embeddings
+    DIR/partial.json               only while an extraction is unfinished: how far it got
 
 `manifest.json` holds `format`, `version`, `model_sha256` (of the model file the
-features came from), `image_size`, `count`, `features` (per name: per-image `shape`,
-`dtype` and `file`), and the images' `paths`, `pids` and `camids`.
+features came from), `image_size`, `features` (per name: a `FeatureCodec`, i.e. its
+encoding, per-image shape and the cells kept), `segments` (in order), `removed`
+(ids of images taken out), `next_id` and `index`. Every image has a stable integer
+id, never reused within a store, so that results and shards can name it.
 
-Writes are crash-safe: a new extraction fills a fresh `data-<id>` folder in chunks;
+Growing and shrinking: `add_to_feature_store` extracts only new images into a new
+segment; `remove_from_feature_store` records ids as removed (their rows stay on disk
+and are skipped; the index skips them too); `write_feature_store` makes a store hold
+exactly the given images, by removing and adding, or by extracting everything again
+when the model, the image size or the encodings differ.
+
+Writes are crash-safe: an extraction fills a fresh `data-<id>` folder in chunks;
 after each chunk it flushes the arrays and then atomically rewrites `partial.json`
-with the number of rows done. Only when every row is written is `manifest.json`
-replaced, which is the commit. Killed at any moment, the directory still loads as
-the previous complete store (if any), never as the partial one, and running the same
-extraction again resumes after the last recorded chunk. A store removes only the
-files its own `manifest.json` or `partial.json` names (each data folder is recorded
-before it is created), and refuses a non-empty folder that holds no store, so that
-nothing else in the folder is ever touched. TensorFlow-free.
+with the number of rows done. Only when every row is written (and the index
+extended) is `manifest.json` replaced, which is the commit. Killed at any moment, the
+directory still loads as the previous complete store (if any), never as the partial
+one, and running the same extraction again resumes after the last recorded chunk. A
+store removes only the files its own `manifest.json` or `partial.json` names (each
+data folder is recorded before it is created), and refuses a non-empty folder that
+holds no store, so that nothing else in the folder is ever touched. TensorFlow-free.
 
 Example:
 
->>> store = write_feature_store("stores/gallery", records, batches, model_sha256=sha256_of_file("m.keras"),
-...                             image_size=(160, 64))
+>>> store = write_feature_store("stores/gallery", records, extract, model_sha256=sha256_of_file("m.keras"),
+...                             image_size=(160, 64), codecs=store_codecs(model))
 >>> store = FeatureStore.load("stores/gallery")
 >>> store.features["embedding"].shape
 (15913, 128)
+>>> similarities, rows = store.index().search(query_embeddings, k=100)
 """
 
 import contextlib
@@ -40,33 +51,39 @@ import uuid
 import numpy as np
 
 from keras_msreid.errors import UserError
+from keras_msreid.retrieval.encoding import EncodedFeature, FeatureCodec
 from keras_msreid.retrieval.progress import Progress
-from keras_msreid.utils.atomic import atomic_write_text
+from keras_msreid.retrieval.shortlist import EmbeddingIndex, faiss_available
+from keras_msreid.utils.atomic import atomic_write_bytes, atomic_write_text
 
 FORMAT = "keras_msreid.feature_store"
-VERSION = 1
+VERSION = 2
 MANIFEST_NAME = "manifest.json"
 PARTIAL_NAME = "partial.json"
+IMAGES_NAME = "images.json"
 _FEATURE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 class FeatureStore:
-    """A complete store: `features` (name -> array, memory-mapped), `paths`, `pids`, `camids`.
+    """A complete store: `features` (name -> `EncodedFeature`), `ids`, `paths`, `pids`, `camids`.
 
-    Build one with `write_feature_store`; open one with `FeatureStore.load(directory)`.
+    Only images not removed are present, in the order they were added. Build one
+    with `write_feature_store`; open one with `FeatureStore.load(directory)`.
     """
 
-    def __init__(self, directory, manifest, features):
+    def __init__(self, directory, manifest, features, images, live_rows):
         self.directory = pathlib.Path(directory)
         self.manifest = manifest
         self.features = features
-        self.paths = list(manifest["paths"])
-        self.pids = np.asarray(manifest["pids"], np.int64)
-        self.camids = np.asarray(manifest["camids"], np.int64)
+        self.ids = np.asarray(images["ids"], np.int64)
+        self.paths = list(images["paths"])
+        self.pids = np.asarray(images["pids"], np.int64)
+        self.camids = np.asarray(images["camids"], np.int64)
+        self._live_rows = live_rows  # live image i is row live_rows[i] of all segments together
 
     @property
     def count(self):
-        return int(self.manifest["count"])
+        return len(self.paths)
 
     @property
     def model_sha256(self):
@@ -76,6 +93,36 @@ class FeatureStore:
     def image_size(self):
         return tuple(self.manifest["image_size"])
 
+    @property
+    def codecs(self):
+        return {name: FeatureCodec.from_json(spec) for name, spec in self.manifest["features"].items()}
+
+    @property
+    def bytes_per_image(self):
+        """Bytes of features kept per image (all features, as encoded)."""
+        return sum(codec.bytes_per_image for codec in self.codecs.values())
+
+    def index(self):
+        """The shortlist index over this store's embeddings: `.search(queries, k)` -> live rows.
+
+        The saved FAISS index when the store has one (and FAISS is importable),
+        else an exact numpy index.
+        """
+        total = sum(segment["count"] for segment in self.manifest["segments"])
+        saved = self.manifest.get("index")
+        if saved is None or not faiss_available():
+            return EmbeddingIndex(np.asarray(self.features["embedding"]), backend="numpy")
+        path = self.directory / saved["file"]
+        try:
+            index = EmbeddingIndex.from_bytes(path.read_bytes())
+        except (OSError, RuntimeError) as error:
+            raise UserError(f"shortlist index {path} cannot be read: {error}") from error
+        if index.size != total:
+            raise UserError(f"shortlist index {path} holds {index.size} rows, the store's segments {total}")
+        if len(self._live_rows) == total:
+            return index
+        return _LiveRowsIndex(index, self._live_rows, total)
+
     @classmethod
     def load(cls, directory, mmap=True):
         """Opens the committed store in `directory`; arrays are memory-mapped unless `mmap=False`.
@@ -83,7 +130,7 @@ class FeatureStore:
         Raises:
             FileNotFoundError: no committed store (also when only an unfinished
                 extraction is there, saying how far it got).
-            ValueError: a manifest of another format or version, or a feature file
+            UserError: a manifest of another format or version, or a feature file
                 whose shape or dtype disagrees with the manifest.
         """
         directory = pathlib.Path(directory)
@@ -96,61 +143,149 @@ class FeatureStore:
                     "run the same extraction again to resume it"
                 )
             raise FileNotFoundError(f"no feature store in {directory} (no {MANIFEST_NAME})")
-        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-            raise UserError(
-                f"{directory / MANIFEST_NAME} is not a version-{VERSION} {FORMAT} manifest "
-                f"(format {manifest.get('format')!r}, version {manifest.get('version')!r})"
-            )
+        _check_version(directory, manifest)
+        codecs = {name: FeatureCodec.from_json(spec) for name, spec in manifest["features"].items()}
+        segments = [_load_segment(directory, segment, codecs, mmap) for segment in manifest["segments"]]
+        removed = set(manifest["removed"])
+        images = {key: [] for key in ("ids", "paths", "pids", "camids")}
+        alive = []
+        for _, segment_images in segments:
+            alive.append(np.array([image_id not in removed for image_id in segment_images["ids"]], bool))
+            for key in images:
+                images[key].extend(value for value, keep in zip(segment_images[key], alive[-1]) if keep)
+        live_rows = np.nonzero(np.concatenate(alive))[0]
         features = {}
-        for name, spec in manifest["features"].items():
-            path = directory / spec["file"]
-            try:
-                array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-            except (OSError, ValueError) as error:
-                raise UserError(f"feature file {path} cannot be read: {error}") from error
-            expected = (manifest["count"], *spec["shape"])
-            if array.shape != expected or array.dtype != np.dtype(spec["dtype"]):
-                raise UserError(
-                    f"feature file {path} holds {array.dtype}{list(array.shape)}, "
-                    f"the manifest says {spec['dtype']}{list(expected)}"
-                )
-            features[name] = array
-        return cls(directory, manifest, features)
+        for name, codec in codecs.items():
+            arrays = {}
+            for array_name in codec.array_specs():
+                parts = [arrays_of[name][array_name] for arrays_of, _ in segments]
+                if len(parts) == 1 and alive[0].all():
+                    arrays[array_name] = parts[0]  # the common case stays memory-mapped
+                else:
+                    arrays[array_name] = np.concatenate([part[keep] for part, keep in zip(parts, alive)])
+            features[name] = EncodedFeature(codec, arrays)
+        return cls(directory, manifest, features, images, live_rows)
 
 
-def write_feature_store(directory, records_or_paths, batches, *, model_sha256, image_size, chunk_size=1024,
-                        progress=True):
-    """Writes (or resumes, or reuses) the store of `records_or_paths` in `directory`.
+class _LiveRowsIndex:
+    """An index over all segments' rows that answers in live rows, skipping removed images."""
+
+    def __init__(self, index, live_rows, total):
+        self._index = index
+        self._removed = total - len(live_rows)
+        self._to_live = np.full(total, -1, np.int64)
+        self._to_live[live_rows] = np.arange(len(live_rows))
+        self.size, self.dim, self.backend = len(live_rows), index.dim, index.backend
+
+    def search(self, queries, k):
+        k = min(int(k), self.size)
+        similarities, rows = self._index.search(queries, min(k + self._removed, self._index.size))
+        live = self._to_live[rows]
+        keep = live >= 0
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # live rows first, in their order
+        return np.take_along_axis(similarities, order, 1), np.take_along_axis(live, order, 1)
+
+
+def write_feature_store(directory, records_or_paths, extract, *, model_sha256, image_size, codecs,
+                        chunk_size=1024, progress=True, index_backend="auto"):
+    """Makes the store in `directory` hold exactly these images' features, extracting only what it lacks.
 
     Args:
         directory: store directory, created if needed.
         records_or_paths: objects with `.path`, `.pid`, `.camid` (e.g. `ImageRecord`)
-            or plain paths (pid and camid -1).
-        batches: `batches(start)` yields dicts of per-image feature arrays (name ->
-            `(batch, ...)`) for images `start, start + 1, ...` in order.
+            or plain paths (pid and camid -1); paths must be unique.
+        extract: `extract(items)` yields dicts of per-image float feature arrays
+            (name -> `(batch, ...)`) for `items` (a sub-list of `records_or_paths`)
+            in order.
         model_sha256: identity of the model the features come from.
         image_size: `(height, width)` the images were resized to.
+        codecs: name -> `FeatureCodec`: which features to keep and how.
         chunk_size: images written between two progress records; a killed run
             loses at most this many images of work.
         progress: print a progress line on stderr.
+        index_backend: the saved shortlist index's `EmbeddingIndex` backend.
 
     Returns:
-        The `FeatureStore`. An existing complete store of the same model, image size
-        and images is returned as is; an unfinished one is resumed.
+        The `FeatureStore`. A store of the same model, image size and codecs keeps
+        its features: images not given are removed, new ones added (a resumed or
+        repeated call extracts nothing twice); any other store is extracted anew.
     """
     directory = pathlib.Path(directory)
-    paths, pids, camids = _unpack(records_or_paths)
+    items, paths = _unique_items(records_or_paths)
+    _refuse_foreign_folder(directory)
+    committed = _committed_manifest(directory)
+    if committed is not None and _same_features(committed, model_sha256, image_size, codecs):
+        store = FeatureStore.load(directory)
+        wanted = set(paths)
+        gone = [path for path in store.paths if path not in wanted]
+        if gone:
+            store = remove_from_feature_store(directory, gone)
+        held = set(store.paths)
+        new = [item for item, path in zip(items, paths) if path not in held]
+        if not new:
+            return store
+        return _write_segment(directory, new, extract, model_sha256, image_size, codecs, chunk_size, progress,
+                              index_backend, append=True)
+    return _write_segment(directory, items, extract, model_sha256, image_size, codecs, chunk_size, progress,
+                          index_backend, append=False)
+
+
+def add_to_feature_store(directory, records_or_paths, extract, chunk_size=1024, progress=True):
+    """Appends images to the committed store in `directory` without extracting the old ones again.
+
+    `extract` as for `write_feature_store`, with the store's model. Images whose
+    path the store already holds are refused.
+    """
+    directory = pathlib.Path(directory)
+    store = FeatureStore.load(directory)
+    items, paths = _unique_items(records_or_paths)
+    held = set(store.paths).intersection(paths)
+    if held:
+        raise UserError(f"store {directory} already holds {len(held)} of these images, e.g. {sorted(held)[0]}")
+    backend = (store.manifest.get("index") or {}).get("backend", "numpy")
+    return _write_segment(directory, items, extract, store.model_sha256, store.image_size, store.codecs,
+                          chunk_size, progress, backend, append=True)
+
+
+def remove_from_feature_store(directory, paths):
+    """Takes the images with these paths out of the committed store in `directory` (one atomic commit).
+
+    Paths the store does not hold are an error, and nothing is removed then.
+    """
+    directory = pathlib.Path(directory)
+    store = FeatureStore.load(directory)
+    id_of = dict(zip(store.paths, store.ids.tolist()))
+    missing = [path for path in paths if path not in id_of]
+    if missing:
+        raise UserError(f"store {directory} holds no image {missing[0]}" + (
+            f" (and {len(missing) - 1} more given)" if len(missing) > 1 else ""))
+    manifest = dict(store.manifest, removed=sorted(set(store.manifest["removed"]) | {id_of[p] for p in paths}),
+                    updated=_now())
+    atomic_write_text(directory / MANIFEST_NAME, json.dumps(manifest))
+    return FeatureStore.load(directory)
+
+
+def _write_segment(directory, items, extract, model_sha256, image_size, codecs, chunk_size, progress,
+                   index_backend, append):
+    """Extracts `items` into a new segment and commits it after (`append`) or instead of the store's."""
+    if "embedding" not in codecs:
+        raise ValueError("a feature store keeps an 'embedding' (its shortlist index is built on it)")
+    for name in codecs:
+        if not _FEATURE_NAME.match(name):
+            raise ValueError(f"feature name {name!r} is not a valid file name (letters, digits, _)")
     _refuse_foreign_folder(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    committed = _committed_manifest(directory)
+    base = committed if append else None
+    paths, pids, camids = _unpack(items)
     identity = {
         "model_sha256": str(model_sha256),
         "image_size": [int(v) for v in image_size],
+        "features": {name: codec.to_json() for name, codec in codecs.items()},
         "count": len(paths),
         "paths_sha256": hashlib.sha256("\n".join(paths).encode()).hexdigest(),
+        "append_to": None if base is None else base["segments"][-1]["data"] if base["segments"] else "",
     }
-    committed = _read_json(directory / MANIFEST_NAME)
-    if committed is not None and all(committed.get(key) == value for key, value in identity.items()):
-        return FeatureStore.load(directory)
     partial = _read_json(directory / PARTIAL_NAME)
     resumable = (
         partial is not None
@@ -158,34 +293,31 @@ def write_feature_store(directory, records_or_paths, batches, *, model_sha256, i
         and (directory / partial["data"]).is_dir()
     )
     if not resumable:
-        if partial is not None and partial.get("data") != (committed or {}).get("data"):
-            _remove_data_folder(directory, partial)  # an unfinished extraction of other images: ours to drop
-        partial = dict(identity, data=_new_data_name(directory), done=0, features=None)
+        if partial is not None:
+            _remove_data_folder(directory, partial, _codecs_of(partial))  # an abandoned extraction: ours to drop
+        partial = dict(identity, data=_new_name(directory, "data-"), done=0)
         # Recorded before it exists, so that whatever a kill leaves behind is known to be ours.
         atomic_write_text(directory / PARTIAL_NAME, json.dumps(partial))
     data_dir = directory / partial["data"]
     data_dir.mkdir(exist_ok=True)
-
-    arrays = None if partial["features"] is None else {
-        name: np.lib.format.open_memmap(directory / spec["file"], mode="r+") for name, spec in partial["features"].items()
+    mode = "r+" if partial["done"] else "w+"
+    arrays = {
+        (name, array_name): np.lib.format.open_memmap(data_dir / f"{name}.{array_name}.npy", mode=mode, dtype=dtype,
+                                                       shape=(len(paths), *shape))
+        for name, codec in codecs.items() for array_name, (shape, dtype) in codec.array_specs().items()
+    } if mode == "w+" else {
+        (name, array_name): np.lib.format.open_memmap(data_dir / f"{name}.{array_name}.npy", mode=mode)
+        for name, codec in codecs.items() for array_name in codec.array_specs()
     }
     meter = Progress(len(paths), "extracting features", enabled=progress)
     meter.done = written = partial["done"]
-    for batch in (batches(written) if written < len(paths) else ()):
-        if arrays is None:
-            partial["features"] = _feature_specs(batch, partial["data"])
-            atomic_write_text(directory / PARTIAL_NAME, json.dumps(partial))
-            arrays = {
-                name: np.lib.format.open_memmap(
-                    directory / spec["file"], mode="w+", dtype=spec["dtype"], shape=(len(paths), *spec["shape"])
-                )
-                for name, spec in partial["features"].items()
-            }
-        size = _batch_size(batch, partial["features"])
+    for batch in (extract(items[written:]) if written < len(paths) else ()):
+        size = _batch_size(batch, codecs)
         if written + size > len(paths):
-            raise ValueError(f"batches gave more than the {len(paths)} images of the store")
-        for name, array in arrays.items():
-            array[written : written + size] = batch[name]
+            raise ValueError(f"the extractor gave more than the {len(paths)} images asked for")
+        for name, codec in codecs.items():
+            for array_name, value in codec.encode(batch[name]).items():
+                arrays[name, array_name][written : written + size] = value
         written += size
         meter.update(size)
         if written - partial["done"] >= chunk_size or written == len(paths):
@@ -195,25 +327,105 @@ def write_feature_store(directory, records_or_paths, batches, *, model_sha256, i
             atomic_write_text(directory / PARTIAL_NAME, json.dumps(partial))
     meter.close()
     if written != len(paths):
-        raise ValueError(f"batches stopped after {written} of the {len(paths)} images of the store")
+        raise ValueError(f"the extractor stopped after {written} of the {len(paths)} images asked for")
 
+    first_id = 0 if base is None else base["next_id"]
+    images = {"ids": list(range(first_id, first_id + len(paths))), "paths": paths, "pids": pids, "camids": camids}
+    atomic_write_text(data_dir / IMAGES_NAME, json.dumps(images))
+    segments = ([] if base is None else list(base["segments"])) + [{"data": partial["data"], "count": len(paths)}]
+    embeddings = np.asarray(EncodedFeature(codecs["embedding"], {
+        array_name: arrays["embedding", array_name] for array_name in codecs["embedding"].array_specs()}))
+    index = _extended_index(directory, base, embeddings, index_backend)
+    del arrays
     manifest = {
         "format": FORMAT,
         "version": VERSION,
-        **identity,
-        "data": partial["data"],
-        "features": partial["features"],
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "paths": paths,
-        "pids": pids,
-        "camids": camids,
+        "model_sha256": identity["model_sha256"],
+        "image_size": identity["image_size"],
+        "features": identity["features"],
+        "segments": segments,
+        "removed": [] if base is None else base["removed"],
+        "next_id": first_id + len(paths),
+        "index": index,
+        "created": _now() if base is None else base["created"],
+        "updated": _now(),
     }
-    del arrays
     atomic_write_text(directory / MANIFEST_NAME, json.dumps(manifest))  # the commit
     (directory / PARTIAL_NAME).unlink(missing_ok=True)
-    if committed is not None and committed["data"] != partial["data"]:
-        _remove_data_folder(directory, committed)
+    if committed is not None:
+        if committed.get("index") and committed["index"] != index:
+            (directory / committed["index"]["file"]).unlink(missing_ok=True)
+        if base is None:
+            for segment in committed["segments"]:
+                _remove_data_folder(directory, segment, _codecs_of(committed))
     return FeatureStore.load(directory)
+
+
+def _extended_index(directory, base, embeddings, backend):
+    """The manifest's `index` record after adding `embeddings`: a new saved FAISS index, or None (numpy)."""
+    if base is not None and base.get("index"):
+        index = EmbeddingIndex.from_bytes((directory / base["index"]["file"]).read_bytes())
+        index.add(embeddings)
+    elif base is not None and base["segments"]:
+        return None  # a store without a saved index (numpy) stays without one
+    else:
+        index = EmbeddingIndex(embeddings, backend=backend)
+        if index.backend == "numpy":
+            return None
+    name = _new_name(directory, "index-") + ".faiss"
+    atomic_write_bytes(directory / name, index.to_bytes())
+    return {"file": name, "backend": index.backend}
+
+
+def _codecs_of(record):
+    return {name: FeatureCodec.from_json(spec) for name, spec in (record.get("features") or {}).items()}
+
+
+def _check_version(directory, manifest):
+    if manifest.get("format") != FORMAT:
+        raise UserError(f"{directory / MANIFEST_NAME} is not a {FORMAT} manifest (format {manifest.get('format')!r})")
+    if manifest.get("version") != VERSION:
+        raise UserError(
+            f"{directory} is a version-{manifest.get('version')} feature store; this keras_msreid reads version "
+            f"{VERSION} (compact, appendable): extract the gallery again into a new folder "
+            "(msreid search --store NEW_FOLDER with --gallery or --dataset), then delete the old one"
+        )
+
+
+def _committed_manifest(directory):
+    manifest = _read_json(directory / MANIFEST_NAME)
+    if manifest is not None:
+        _check_version(directory, manifest)
+    return manifest
+
+
+def _same_features(manifest, model_sha256, image_size, codecs):
+    return (manifest["model_sha256"] == str(model_sha256)
+            and manifest["image_size"] == [int(v) for v in image_size]
+            and manifest["features"] == {name: codec.to_json() for name, codec in codecs.items()})
+
+
+def _load_segment(directory, segment, codecs, mmap):
+    """`({name: {array name: array}}, images)` of one segment, checked against the manifest."""
+    folder = directory / segment["data"]
+    images = _read_json(folder / IMAGES_NAME)
+    if images is None or len(images["ids"]) != segment["count"]:
+        raise UserError(f"feature store segment {folder} lacks its {IMAGES_NAME} or disagrees with the manifest")
+    arrays = {}
+    for name, codec in codecs.items():
+        arrays[name] = {}
+        for array_name, (shape, dtype) in codec.array_specs().items():
+            path = folder / f"{name}.{array_name}.npy"
+            try:
+                array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+            except (OSError, ValueError) as error:
+                raise UserError(f"feature file {path} cannot be read: {error}") from error
+            expected = (segment["count"], *shape)
+            if array.shape != expected or array.dtype != dtype:
+                raise UserError(f"feature file {path} holds {array.dtype}{list(array.shape)}, "
+                                f"the manifest says {dtype}{list(expected)}")
+            arrays[name][array_name] = array
+    return arrays, images
 
 
 def _refuse_foreign_folder(directory):
@@ -227,54 +439,61 @@ def _refuse_foreign_folder(directory):
                         "give a new or empty folder")
 
 
-def _new_data_name(directory):
+def _new_name(directory, prefix):
     while True:
-        name = f"data-{uuid.uuid4().hex[:12]}"
-        if not (directory / name).exists():
+        name = f"{prefix}{uuid.uuid4().hex[:12]}"
+        if not any(directory.glob(name + "*")):
             return name
 
 
-def _remove_data_folder(directory, record):
-    """Removes the files that `record` (a manifest or partial record) says this store wrote, then their folder."""
+def _remove_data_folder(directory, record, codecs):
+    """Removes the files that `record` (a segment or partial record) says this store wrote, then their folder."""
     folder = directory / record["data"]
-    for spec in (record.get("features") or {}).values():
-        (directory / spec["file"]).unlink(missing_ok=True)
+    for name, codec in codecs.items():
+        for array_name in codec.array_specs():
+            (folder / f"{name}.{array_name}.npy").unlink(missing_ok=True)
+    (folder / IMAGES_NAME).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty: something else lives there, and stays
         folder.rmdir()
 
 
-def _unpack(records_or_paths):
+def _unique_items(records_or_paths):
+    items = list(records_or_paths)
+    paths = [str(getattr(item, "path", item)) for item in items]
+    if len(set(paths)) != len(paths):
+        seen = set()
+        twice = next(path for path in paths if path in seen or seen.add(path))
+        raise UserError(f"image {twice} is given twice")
+    return items, paths
+
+
+def _unpack(items):
     paths, pids, camids = [], [], []
-    for item in records_or_paths:
+    for item in items:
         paths.append(str(getattr(item, "path", item)))
         pids.append(int(getattr(item, "pid", -1)))
         camids.append(int(getattr(item, "camid", -1)))
     if not paths:
-        raise ValueError("write_feature_store got no images")
+        raise ValueError("a feature store segment needs at least one image")
     return paths, pids, camids
 
 
-def _feature_specs(batch, data_name):
-    specs = {}
-    for name, value in batch.items():
-        if not _FEATURE_NAME.match(name):
-            raise ValueError(f"feature name {name!r} is not a valid file name (letters, digits, _)")
-        value = np.asarray(value)
-        specs[name] = {"shape": list(value.shape[1:]), "dtype": value.dtype.str, "file": f"{data_name}/{name}.npy"}
-    return specs
-
-
-def _batch_size(batch, specs):
-    if set(batch) != set(specs):
-        raise ValueError(f"a batch has features {sorted(batch)}, the store {sorted(specs)}")
-    sizes = {len(value) for value in batch.values()}
+def _batch_size(batch, codecs):
+    missing = set(codecs) - set(batch)
+    if missing:
+        raise ValueError(f"a batch lacks the features {sorted(missing)} the store keeps")
+    sizes = {len(batch[name]) for name in codecs}
     if len(sizes) != 1:
         raise ValueError(f"the features of one batch differ in length: {sorted(sizes)}")
-    for name, value in batch.items():
-        if list(np.shape(value)[1:]) != specs[name]["shape"]:
-            raise ValueError(f"feature {name!r} has per-image shape {list(np.shape(value)[1:])}, "
-                             f"the store {specs[name]['shape']}")
+    for name, codec in codecs.items():
+        if tuple(np.shape(batch[name])[1:]) != codec.shape:
+            raise ValueError(f"feature {name!r} has per-image shape {list(np.shape(batch[name])[1:])}, "
+                             f"the store {list(codec.shape)}")
     return sizes.pop()
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def _read_json(path):

@@ -77,6 +77,39 @@ class EmbeddingIndex:
             self._index = faiss.IndexHNSWFlat(self.dim, int(hnsw_neighbors), faiss.METRIC_INNER_PRODUCT)
         self._index.add(np.ascontiguousarray(embeddings, dtype=np.float32))
 
+    def add(self, embeddings):
+        """Appends rows to the index (for an HNSW index, into its graph)."""
+        embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.dim:
+            raise ValueError(f"embeddings must have shape (images, {self.dim}), got {embeddings.shape}")
+        if not np.all(np.isfinite(embeddings)):
+            raise ValueError("embeddings contain NaN or infinite values")
+        if self.backend == "numpy":
+            self._embeddings = np.concatenate([self._embeddings, embeddings])
+        else:
+            self._index.add(embeddings)
+        self.size += len(embeddings)
+
+    def to_bytes(self):
+        """The FAISS index serialised (`from_bytes` reads it back); a numpy index has nothing to save."""
+        if self.backend == "numpy":
+            raise ValueError("a numpy index is rebuilt from its embeddings, not saved")
+        import faiss
+
+        return faiss.serialize_index(self._index).tobytes()
+
+    @classmethod
+    def from_bytes(cls, data, hnsw_ef_search=128):
+        """An `EmbeddingIndex` from `to_bytes()` output."""
+        import faiss
+
+        index = cls.__new__(cls)
+        index._index = faiss.deserialize_index(np.frombuffer(data, np.uint8))
+        index.backend = "faiss-hnsw" if isinstance(index._index, faiss.IndexHNSW) else "faiss-flat"
+        index.size, index.dim = int(index._index.ntotal), int(index._index.d)
+        index.hnsw_ef_search = int(hnsw_ef_search)
+        return index
+
     def search(self, queries, k):
         """The `k` most similar gallery rows of each query, most similar first.
 

@@ -40,6 +40,8 @@ def files(tmp_path_factory):
     (base / "not_a_store").mkdir()
     (base / "not_a_store" / "holiday.jpg").write_bytes(b"mine")
     (base / "bad_metrics").mkdir()
+    (base / "old_store").mkdir()  # a store of an earlier keras_msreid
+    (base / "old_store" / "manifest.json").write_text('{"format": "keras_msreid.feature_store", "version": 1}')
     (base / "bad_metrics" / "metrics.json").write_text("{truncated")
     return {"base": base, "root": root, "model": base / "model.keras"}
 
@@ -94,6 +96,11 @@ def cases(f):
           "--model", model], ["no feature store", "--gallery"]),
         (["search", "--query", str(next((f["root"] / "query").iterdir())), "--store", str(base / "store"),
           "--model", str(base / "truncated.keras"), "--gallery", str(root / "query")], ["truncated.keras"]),
+        (["search", "--store", str(base / "empty_store"), "--model", model], ["--query", "--gallery", "--remove"]),
+        (["search", "--query", str(next((f["root"] / "query").iterdir())), "--store", str(base / "old_store"),
+          "--model", model], ["old_store", "version-1", "extract the gallery again"]),
+        (["search", "--store", str(base / "old_store"), "--model", model, "--gallery", str(root / "query")],
+         ["old_store", "version-1"]),
         (["report", str(base / "not_a_store")], ["not_a_store", "no config.yaml"]),
         (["report", "--model", model, *ds, "--out", str(base / "report"), "--compare", str(base / "bad_metrics")],
          ["bad_metrics", "metrics.json", "not valid JSON"]),

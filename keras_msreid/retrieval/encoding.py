@@ -142,17 +142,23 @@ class FeatureCodec:
 class EncodedFeature:
     """Stored codes of one feature as a read-only array-like of float32 rows `(count, *codec.shape)`.
 
-    `np.take(feature, rows, axis=0)` decodes just those rows; `np.asarray(feature)`
-    decodes all of them.
+    `arrays`: `{array name: array}`, or `{array name: [array, ...]}` for a store's
+    segments in order; `rows`: which rows of them, in order, are the feature's (None:
+    all). Nothing is copied until asked: `np.take(feature, rows, axis=0)` decodes just
+    those rows, `np.asarray(feature)` all of them, `feature.arrays` gives the codes of
+    the feature's rows in one piece.
     """
 
-    def __init__(self, codec, arrays):
+    def __init__(self, codec, arrays, rows=None):
         self.codec = codec
-        self.arrays = dict(arrays)
-        counts = {len(array) for array in self.arrays.values()}
-        if len(counts) != 1:
-            raise ValueError(f"the arrays of one feature differ in length: {sorted(counts)}")
-        self._count = counts.pop()
+        self._segments = {name: list(value) if isinstance(value, (list, tuple)) else [value]
+                          for name, value in arrays.items()}
+        lengths = {tuple(len(part) for part in parts) for parts in self._segments.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"the arrays of one feature differ in length: {sorted(lengths)}")
+        self._offsets = np.cumsum((0,) + lengths.pop())
+        self._rows = None if rows is None else np.asarray(rows, np.int64)
+        self._count = int(self._offsets[-1]) if self._rows is None else len(self._rows)
 
     def __len__(self):
         return self._count
@@ -167,13 +173,34 @@ class EncodedFeature:
 
     @property
     def nbytes(self):
-        return sum(array.nbytes for array in self.arrays.values())
+        """Bytes of codes of the feature's rows."""
+        return self._count * self.codec.bytes_per_image
+
+    @property
+    def arrays(self):
+        """`{array name: codes of the feature's rows}`: the stored array itself when it is one piece."""
+        if self._rows is None and len(self._offsets) == 2:
+            return {name: parts[0] for name, parts in self._segments.items()}
+        return self._gather(np.arange(self._count))
 
     def take(self, indices, axis=0):
         if axis != 0:
             raise ValueError("an encoded feature is indexed by its rows (axis 0) only")
-        indices = np.asarray(indices, np.int64)
-        return self.codec.decode({name: np.take(array, indices, axis=0) for name, array in self.arrays.items()})
+        return self.codec.decode(self._gather(np.asarray(indices, np.int64)))
+
+    def _gather(self, indices):
+        physical = indices if self._rows is None else self._rows[indices]
+        if len(self._offsets) == 2:
+            return {name: np.take(parts[0], physical, axis=0) for name, parts in self._segments.items()}
+        segment = np.searchsorted(self._offsets, physical, side="right") - 1
+        gathered = {}
+        for name, parts in self._segments.items():
+            out = np.empty((len(physical),) + parts[0].shape[1:], parts[0].dtype)
+            for number in np.unique(segment):
+                mine = segment == number
+                out[mine] = np.take(parts[number], physical[mine] - self._offsets[number], axis=0)
+            gathered[name] = out
+        return gathered
 
     def __getitem__(self, rows):
         if isinstance(rows, (int, np.integer)):

@@ -153,17 +153,15 @@ class FeatureStore:
             alive.append(np.array([image_id not in removed for image_id in segment_images["ids"]], bool))
             for key in images:
                 images[key].extend(value for value, keep in zip(segment_images[key], alive[-1]) if keep)
-        live_rows = np.nonzero(np.concatenate(alive))[0]
-        features = {}
-        for name, codec in codecs.items():
-            arrays = {}
-            for array_name in codec.array_specs():
-                parts = [arrays_of[name][array_name] for arrays_of, _ in segments]
-                if len(parts) == 1 and alive[0].all():
-                    arrays[array_name] = parts[0]  # the common case stays memory-mapped
-                else:
-                    arrays[array_name] = np.concatenate([part[keep] for part, keep in zip(parts, alive)])
-            features[name] = EncodedFeature(codec, arrays)
+        alive = np.concatenate(alive)
+        live_rows = np.nonzero(alive)[0]
+        # Memory-mapped segments stay on disk; removed rows are skipped through `rows`.
+        features = {
+            name: EncodedFeature(codec, {array_name: [arrays_of[name][array_name] for arrays_of, _ in segments]
+                                         for array_name in codec.array_specs()},
+                                 rows=None if alive.all() else live_rows)
+            for name, codec in codecs.items()
+        }
         return cls(directory, manifest, features, images, live_rows)
 
 

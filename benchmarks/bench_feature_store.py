@@ -1,6 +1,6 @@
 """The compact feature store: what each encoding costs in accuracy, and how the store and its index grow.
 
-Two parts, each printing a table:
+Three parts, each printing a table:
 
 - `encodings`: a trained model on a dataset's test split, its gallery kept by each
   encoding scheme (float32, the default, and the alternatives), ranked exhaustively
@@ -10,15 +10,23 @@ Two parts, each printing a table:
   time, memory, latency per query and recall@K of the approximate index against
   exact search; then a store with the default model's maps (all levels, synthetic
   values): size on disk, write, append, load and removal time.
+- `engines`: this store against LanceDB (embedded; `pip install lancedb`) on the same
+  images and bytes: write, append, delete, size on disk, shortlist latency, reading
+  the shortlisted rows' features back, and whether a kill during an append leaves the
+  previous store readable.
 
     python benchmarks/bench_feature_store.py encodings --model runs/conv_ar/model.keras --dataset cuhk01 \\
-        --root ../shared/data/cuhk01 --protocol cuhk01 --num-test-ids 100 --split-seed 1
+        --root ../shared/data/cuhk01 --protocol cuhk01 --num-test-ids 100 --split-seed 1 --validation-ids 100
     python benchmarks/bench_feature_store.py growth --sizes 10000 100000 1000000 --store-images 100000
+    python benchmarks/bench_feature_store.py engines --images 100000
 """
 
 import argparse
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -62,7 +70,8 @@ def bench_encodings(args):
     from keras_msreid.retrieval.extract import extract_features, keras_score_fn
     from keras_msreid.retrieval.ranking import embedding_similarity, fuse_scores, rank_exhaustive, score_shortlist
 
-    options = {key: getattr(args, key) for key in ("num_test_ids", "split_seed") if getattr(args, key) is not None}
+    options = {key: getattr(args, key) for key in ("num_test_ids", "split_seed", "validation_ids")
+               if getattr(args, key) is not None}
     dataset = build_dataset(args.dataset, args.root, **options)
     model = keras.saving.load_model(args.model, safe_mode=True)
     names = ["embedding"] + model.scorer_feature_names
@@ -217,6 +226,170 @@ def bench_store_growth(args):
         shutil.rmtree(folder)
 
 
+# ------------------------------------------------------------------------- engines
+def synthetic_store_batches(codecs, paths, batch_size=1024):
+    """`extract(items)` of synthetic unit features (seeded by the first item's number)."""
+
+    def extract(items):
+        for start in range(0, len(items), batch_size):
+            count = min(batch_size, len(items) - start)
+            rng = np.random.default_rng(int(str(items[start]).rsplit("/", 1)[1]))
+            batch = {}
+            for name, codec in codecs.items():
+                value = rng.standard_normal((count, *codec.shape), dtype=np.float32)
+                batch[name] = value / np.linalg.norm(value, axis=-1, keepdims=True)
+            yield batch
+
+    return extract
+
+
+def folder_bytes(folder):
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(folder) for name in names)
+
+
+def lance_rows(codecs, extract, paths, first_id):
+    """pyarrow record batches for LanceDB: id, path, float32 embedding, and the other features' codes as bytes."""
+    import pyarrow as pa
+
+    done = 0
+    for batch in extract(paths):
+        count = len(batch["embedding"])
+        encoded = {name: codec.encode(batch[name]) for name, codec in codecs.items() if name != "embedding"}
+        blobs = np.concatenate([np.ascontiguousarray(array).reshape(count, -1).view(np.uint8)
+                                for arrays in encoded.values() for array in arrays.values()], axis=1)
+        embedding = batch["embedding"].astype(np.float32)
+        yield pa.record_batch({
+            "id": pa.array(np.arange(first_id + done, first_id + done + count)),
+            "path": pa.array(paths[done : done + count]),
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(embedding.reshape(-1)), embedding.shape[1]),
+            "features": pa.FixedSizeBinaryArray.from_buffers(pa.binary(blobs.shape[1]), count,
+                                                             [None, pa.py_buffer(blobs.tobytes())]),
+        })
+        done += count
+
+
+KILLED_APPEND = """
+import sys, threading, os, signal
+sys.path.insert(0, {benchmarks!r})
+import numpy as np
+import bench_feature_store as b
+from keras_msreid.models import MSReID
+from keras_msreid.retrieval.extract import store_codecs
+model = MSReID.from_options(levels=("low", "mid", "high")); model.build()
+codecs = store_codecs(model)
+paths = [f"/gallery/{{i}}" for i in range({first}, {first} + {count})]
+extract = b.synthetic_store_batches(codecs, paths)
+threading.Timer({after}, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
+if {engine!r} == "lancedb":
+    import lancedb, pyarrow as pa
+    table = lancedb.connect({folder!r}).open_table("gallery")
+    rows = list(b.lance_rows(codecs, extract, paths, {first}))
+    table.add(pa.Table.from_batches(rows))
+else:
+    from keras_msreid.retrieval.feature_store import add_to_feature_store
+    add_to_feature_store({folder!r}, paths, extract, progress=False)
+print("finished before the kill")
+"""
+
+
+def killed_append(engine, folder, first, count, after):
+    """Runs an append of `count` images in a child process killed after `after` seconds."""
+    code = KILLED_APPEND.format(benchmarks=os.path.dirname(os.path.abspath(__file__)), first=first, count=count,
+                                after=after, engine=engine, folder=folder)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return result.returncode == -signal.SIGKILL
+
+
+def bench_engines(args):
+    import lancedb
+    import pyarrow as pa
+
+    from keras_msreid.models import MSReID
+    from keras_msreid.retrieval.extract import store_codecs
+    from keras_msreid.retrieval.feature_store import (
+        FeatureStore,
+        add_to_feature_store,
+        remove_from_feature_store,
+        write_feature_store,
+    )
+
+    model = MSReID.from_options(levels=("low", "mid", "high"))
+    model.build()
+    codecs = store_codecs(model)
+    total, added = args.images, args.append_images
+    paths = [f"/gallery/{i}" for i in range(total + added)]
+    extract = synthetic_store_batches(codecs, paths)
+    queries = unit_rows(args.queries, codecs["embedding"].shape[0], seed=9)
+    rows = {}
+    folder = tempfile.mkdtemp(prefix="store-engines-", dir=args.tmp)
+    try:
+        # This store.
+        directory = os.path.join(folder, "ours")
+        start = time.perf_counter()
+        write_feature_store(directory, paths[:total], extract, model_sha256="0" * 64, image_size=model.image_size,
+                            codecs=codecs, progress=False, index_backend="faiss-flat")
+        write = time.perf_counter() - start
+        start = time.perf_counter()
+        add_to_feature_store(directory, paths[total:], extract, progress=False)
+        append = time.perf_counter() - start
+        start = time.perf_counter()
+        remove_from_feature_store(directory, paths[total:])
+        delete = time.perf_counter() - start
+        store = FeatureStore.load(directory)
+        index = store.index()
+        # One query at a time, as LanceDB's search takes them.
+        search = median_seconds(lambda: [index.search(query[None], args.k) for query in queries], args.runs,
+                                warmup=1) / args.queries
+        _, found = index.search(queries, args.k)
+        read = median_seconds(lambda: [store.features[name].take(found[0]) for name in codecs], args.runs, warmup=1)
+        disk = folder_bytes(directory)
+        killed = killed_append("ours", directory, total + added, 20 * added, args.kill_after)
+        survived = FeatureStore.load(directory).count
+        rows["this store (npy segments, FAISS flat)"] = (write, append, delete, disk, search, read, killed, survived)
+
+        # LanceDB, embedded, the same rows; features kept as the same encoded bytes.
+        uri = os.path.join(folder, "lance")
+        db = lancedb.connect(uri)
+        start = time.perf_counter()
+        table = db.create_table("gallery", data=pa.Table.from_batches(lance_rows(codecs, extract, paths[:total], 0)))
+        write = time.perf_counter() - start
+        start = time.perf_counter()
+        table.add(pa.Table.from_batches(lance_rows(codecs, extract, paths[total:], total)))
+        append = time.perf_counter() - start
+        start = time.perf_counter()
+        table.delete(f"id >= {total}")
+        delete = time.perf_counter() - start
+
+        def lance_search():
+            for query in queries:
+                table.search(query, vector_column_name="embedding").distance_type("dot").limit(args.k) \
+                    .select(["id"]).to_arrow()
+
+        search = median_seconds(lance_search, 1, warmup=1) / args.queries
+        ids = table.search(queries[0], vector_column_name="embedding").distance_type("dot").limit(args.k) \
+            .select(["id"]).to_arrow()["id"].to_numpy()
+        id_list = ", ".join(str(i) for i in ids)
+        read = median_seconds(lambda: table.search().where(f"id IN ({id_list})").select(["features"])
+                              .limit(args.k).to_arrow(), args.runs, warmup=1)
+        disk = folder_bytes(uri)
+        killed = killed_append("lancedb", uri, total + added, 20 * added, args.kill_after)
+        survived = lancedb.connect(uri).open_table("gallery").count_rows()
+        rows["LanceDB 0.x embedded, no vector index"] = (write, append, delete, disk, search, read, killed, survived)
+    finally:
+        shutil.rmtree(folder)
+
+    print(f"feature store engines: {total} images with all levels' default codecs ({sum(c.bytes_per_image for c in codecs.values())}"
+          f" bytes/image), append and delete {added}, {args.queries} queries K={args.k}; load average {load_average():.1f}")
+    print(f"{'engine':>40} {'write s':>8} {'append s':>9} {'delete s':>9} {'disk MB':>8} {'ms/query':>9} "
+          f"{'read K rows ms':>15} {'killed mid-append: rows after':>30}")
+    print("(ms/query: one query at a time; read K rows: the shortlist's features, decoded to float32 for this store, "
+          "raw bytes for LanceDB)")
+    for label, (write, append, delete, disk, search, read, killed, survived) in rows.items():
+        outcome = f"{survived} ({'killed' if killed else 'finished first'})"
+        print(f"{label:>40} {write:8.1f} {append:9.2f} {delete:9.2f} {disk / 1e6:8.0f} {1000 * search:9.2f} "
+              f"{1000 * read:15.2f} {outcome:>30}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="timed runs per measurement (median)")
@@ -228,6 +401,8 @@ def main():
     encodings.add_argument("--protocol", default="market1501")
     encodings.add_argument("--num-test-ids", type=int)
     encodings.add_argument("--split-seed", type=int)
+    encodings.add_argument("--validation-ids", type=int,
+                           help="rank identities carved from the training ones (choose the default encodings there)")
     encodings.add_argument("--shortlist", type=int, default=100)
     encodings.add_argument("--fusion-weight", type=float, default=0.5)
     growth = sub.add_parser("growth")
@@ -241,8 +416,16 @@ def main():
     growth.add_argument("--store-images", type=int, default=100_000, help="images of the store with maps (0: skip)")
     growth.add_argument("--append-images", type=int, default=1000)
     growth.add_argument("--tmp", default=None, help="folder for the temporary store (default: the system's)")
+    engines = sub.add_parser("engines")
+    engines.add_argument("--images", type=int, default=100_000)
+    engines.add_argument("--append-images", type=int, default=1000)
+    engines.add_argument("--queries", type=int, default=200)
+    engines.add_argument("--k", type=int, default=100)
+    engines.add_argument("--kill-after", type=float, default=8.0,
+                         help="seconds after its start that the child appending 20x --append-images is killed")
+    engines.add_argument("--tmp", default=None, help="folder for the temporary stores (default: the system's)")
     args = parser.parse_args()
-    {"encodings": bench_encodings, "growth": bench_growth}[args.part](args)
+    {"encodings": bench_encodings, "growth": bench_growth, "engines": bench_engines}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -315,3 +315,18 @@ def test_writing_the_same_model_again_syncs_the_store_to_the_images_given(tmp_pa
     compact = dict(CODECS, embedding=FeatureCodec("float16", (8,)))
     store = write(directory, make_extract(), records=records, codecs=compact)
     assert len(store.manifest["segments"]) == 1 and store.bytes_per_image == 8 * 2 + 24 * 4
+
+
+@pytest.mark.skipif(not faiss_available(), reason="needs faiss to write a FAISS index")
+def test_a_faiss_store_reads_without_faiss_and_says_what_appending_needs(tmp_path, monkeypatch):
+    import keras_msreid.retrieval.feature_store as feature_store
+
+    directory = tmp_path / "store"
+    write_feature_store(directory, RECORDS[:COUNT], make_extract(), model_sha256="a" * 64, image_size=(160, 64),
+                        codecs=CODECS, progress=False, index_backend="faiss-flat")
+    monkeypatch.setattr(feature_store, "faiss_available", lambda: False)
+    store = FeatureStore.load(directory)
+    assert store.index().backend == "numpy"  # ranks exactly, from the stored embeddings
+    with pytest.raises(ValueError, match="keeps a FAISS shortlist index: install faiss-cpu to add images"):
+        add_to_feature_store(directory, RECORDS[COUNT:], make_extract(), progress=False)
+    assert FeatureStore.load(directory).count == COUNT

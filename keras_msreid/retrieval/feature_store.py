@@ -275,6 +275,8 @@ def _write_segment(directory, items, extract, model_sha256, image_size, codecs, 
     directory.mkdir(parents=True, exist_ok=True)
     committed = _committed_manifest(directory)
     base = committed if append else None
+    if base is not None and base.get("index") and not faiss_available():  # before any extraction
+        raise UserError(f"store {directory} keeps a FAISS shortlist index: install faiss-cpu to add images to it")
     paths, pids, camids = _unpack(items)
     identity = {
         "model_sha256": str(model_sha256),

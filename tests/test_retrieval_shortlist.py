@@ -91,3 +91,18 @@ def test_bad_input_is_named():
         index.search(np.zeros((2, 8)), 1)
     with pytest.raises(ValueError, match="k must be a positive integer, got 0"):
         index.search(unit_rows(1), 0)
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + (["faiss-flat", "faiss-hnsw"] if shortlist.faiss_available() else []))
+def test_excluded_rows_are_never_returned_and_the_rest_rank_as_without_them(backend):
+    gallery, queries = unit_rows(600, dim=16), unit_rows(20, dim=16, seed=5)
+    excluded = np.arange(0, 600, 3)
+    kept = np.setdiff1d(np.arange(600), excluded)
+    index = EmbeddingIndex(gallery, backend=backend)
+    _, indices = index.search(queries, 10, excluded=excluded)
+    assert not np.isin(indices, excluded).any()
+    exact = kept[brute_force_top_k(queries, gallery[kept], 10)]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(indices, exact)])
+    assert recall == 1.0 if backend != "faiss-hnsw" else recall >= 0.95
+    with pytest.raises(ValueError, match="every row of the index is excluded"):
+        index.search(queries, 1, excluded=np.arange(600))

@@ -166,22 +166,18 @@ class FeatureStore:
 
 
 class _LiveRowsIndex:
-    """An index over all segments' rows that answers in live rows, skipping removed images."""
+    """An index over all segments' rows that skips removed images and answers in live rows."""
 
     def __init__(self, index, live_rows, total):
         self._index = index
-        self._removed = total - len(live_rows)
         self._to_live = np.full(total, -1, np.int64)
         self._to_live[live_rows] = np.arange(len(live_rows))
+        self._removed = np.flatnonzero(self._to_live < 0)
         self.size, self.dim, self.backend = len(live_rows), index.dim, index.backend
 
     def search(self, queries, k):
-        k = min(int(k), self.size)
-        similarities, rows = self._index.search(queries, min(k + self._removed, self._index.size))
-        live = self._to_live[rows]
-        keep = live >= 0
-        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # live rows first, in their order
-        return np.take_along_axis(similarities, order, 1), np.take_along_axis(live, order, 1)
+        similarities, rows = self._index.search(queries, k, excluded=self._removed)
+        return similarities, self._to_live[rows]
 
 
 def write_feature_store(directory, records_or_paths, extract, *, model_sha256, image_size, codecs,

@@ -110,36 +110,51 @@ class EmbeddingIndex:
         index.hnsw_ef_search = int(hnsw_ef_search)
         return index
 
-    def search(self, queries, k):
+    def search(self, queries, k, excluded=None):
         """The `k` most similar gallery rows of each query, most similar first.
+
+        `excluded`: rows never returned (a store's removed images), skipped during
+        the search itself (FAISS's ID selector), so that they cost nothing.
 
         Returns:
             `(similarities (Q, k) float32, indices (Q, k) int64)`; `k` is capped at
-            the gallery size. Equal similarities keep gallery order with `"numpy"`.
+            the rows searched. Equal similarities keep gallery order with `"numpy"`.
         """
         queries = np.asarray(queries)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise ValueError(f"queries must have shape (num_queries, {self.dim}), got {queries.shape}")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        k = min(int(k), self.size)
+        excluded = np.unique(np.asarray([] if excluded is None else excluded, np.int64))
+        k = min(int(k), self.size - len(excluded))
+        if k < 1:
+            raise ValueError("every row of the index is excluded")
         if self.backend == "numpy":
-            return _top_k(queries.astype(np.float32, copy=False), self._embeddings, k)
+            return _top_k(queries.astype(np.float32, copy=False), self._embeddings, k, excluded)
+        import faiss
+
+        params = None
+        if len(excluded):
+            selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(excluded))
+            params = (faiss.SearchParametersHNSW(sel=selector) if self.backend == "faiss-hnsw"
+                      else faiss.SearchParameters(sel=selector))
         if self.backend == "faiss-hnsw":
             self._index.hnsw.efSearch = max(self.hnsw_ef_search, k)
-        similarities, indices = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+            if params is not None:
+                params.efSearch = self._index.hnsw.efSearch
+        similarities, indices = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
         missing = np.nonzero((indices < 0).any(axis=1))[0]
         if missing.size:
             # HNSW can reach fewer than k nodes from its entry point; those rows fall back to exact search.
-            similarities[missing], indices[missing] = self._search_exact(queries[missing], k)
+            similarities[missing], indices[missing] = self._search_exact(queries[missing], k, excluded)
         return similarities, indices.astype(np.int64, copy=False)
 
-    def _search_exact(self, queries, k):
+    def _search_exact(self, queries, k, excluded):
         embeddings = self._index.reconstruct_n(0, self.size)
-        return _top_k(queries.astype(np.float32, copy=False), embeddings, k)
+        return _top_k(queries.astype(np.float32, copy=False), embeddings, k, excluded)
 
 
-def _top_k(queries, embeddings, k):
+def _top_k(queries, embeddings, k, excluded=()):
     num_queries, size = queries.shape[0], embeddings.shape[0]
     similarities = np.empty((num_queries, k), np.float32)
     indices = np.empty((num_queries, k), np.int64)
@@ -147,6 +162,8 @@ def _top_k(queries, embeddings, k):
     for start in range(0, num_queries, block):
         rows = slice(start, start + block)
         scores = queries[rows] @ embeddings.T
+        if len(excluded):
+            scores[:, excluded] = -np.inf
         if k < size:
             # argpartition finds the top k unordered; sorting their indices first makes
             # the stable sort below break ties by gallery order.

@@ -171,9 +171,17 @@ def bench_growth(args):
         bench_store_growth(args)
 
 
-def bench_store_growth(args):
+def all_levels_codecs():
+    """`(model, store_codecs(model))` of the default-sized model with all three levels."""
     from keras_msreid.models import MSReID
     from keras_msreid.retrieval.extract import store_codecs
+
+    model = MSReID.from_options(levels=("low", "mid", "high"))
+    model.build()
+    return model, store_codecs(model)
+
+
+def bench_store_growth(args):
     from keras_msreid.retrieval.feature_store import (
         FeatureStore,
         add_to_feature_store,
@@ -181,23 +189,10 @@ def bench_store_growth(args):
         write_feature_store,
     )
 
-    model = MSReID.from_options(levels=("low", "mid", "high"))
-    model.build()
-    codecs = store_codecs(model)
-    shapes = {name: codec.shape for name, codec in codecs.items()}
-
-    def extract(items):
-        for start in range(0, len(items), 1024):
-            count = min(1024, len(items) - start)
-            rng = np.random.default_rng(int(str(items[start]).rsplit("/", 1)[1]))
-            batch = {}
-            for name, shape in shapes.items():
-                value = rng.standard_normal((count, *shape), dtype=np.float32)
-                batch[name] = value / np.linalg.norm(value, axis=-1, keepdims=True)
-            yield batch
-
+    model, codecs = all_levels_codecs()
     total, added = args.store_images, args.append_images
     paths = [f"/gallery/{i}" for i in range(total + added)]
+    extract = synthetic_store_batches(codecs)
     print(f"\nfeature store with maps: all levels, default codecs ({sum(c.bytes_per_image for c in codecs.values())}"
           f" bytes/image), synthetic features; load average {load_average():.1f}")
     folder = tempfile.mkdtemp(prefix="store-growth-", dir=args.tmp)
@@ -227,7 +222,7 @@ def bench_store_growth(args):
 
 
 # ------------------------------------------------------------------------- engines
-def synthetic_store_batches(codecs, paths, batch_size=1024):
+def synthetic_store_batches(codecs, batch_size=1024):
     """`extract(items)` of synthetic unit features (seeded by the first item's number)."""
 
     def extract(items):
@@ -273,12 +268,9 @@ import sys, threading, os, signal
 sys.path.insert(0, {benchmarks!r})
 import numpy as np
 import bench_feature_store as b
-from keras_msreid.models import MSReID
-from keras_msreid.retrieval.extract import store_codecs
-model = MSReID.from_options(levels=("low", "mid", "high")); model.build()
-codecs = store_codecs(model)
+_, codecs = b.all_levels_codecs()
 paths = [f"/gallery/{{i}}" for i in range({first}, {first} + {count})]
-extract = b.synthetic_store_batches(codecs, paths)
+extract = b.synthetic_store_batches(codecs)
 threading.Timer({after}, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
 if {engine!r} == "lancedb":
     import lancedb, pyarrow as pa
@@ -304,8 +296,6 @@ def bench_engines(args):
     import lancedb
     import pyarrow as pa
 
-    from keras_msreid.models import MSReID
-    from keras_msreid.retrieval.extract import store_codecs
     from keras_msreid.retrieval.feature_store import (
         FeatureStore,
         add_to_feature_store,
@@ -313,12 +303,10 @@ def bench_engines(args):
         write_feature_store,
     )
 
-    model = MSReID.from_options(levels=("low", "mid", "high"))
-    model.build()
-    codecs = store_codecs(model)
+    model, codecs = all_levels_codecs()
     total, added = args.images, args.append_images
     paths = [f"/gallery/{i}" for i in range(total + added)]
-    extract = synthetic_store_batches(codecs, paths)
+    extract = synthetic_store_batches(codecs)
     queries = unit_rows(args.queries, codecs["embedding"].shape[0], seed=9)
     rows = {}
     folder = tempfile.mkdtemp(prefix="store-engines-", dir=args.tmp)

@@ -267,7 +267,6 @@ def _write_segment(directory, items, extract, model_sha256, image_size, codecs, 
     for name in codecs:
         if not _FEATURE_NAME.match(name):
             raise ValueError(f"feature name {name!r} is not a valid file name (letters, digits, _)")
-    _refuse_foreign_folder(directory)
     directory.mkdir(parents=True, exist_ok=True)
     committed = _committed_manifest(directory)
     base = committed if append else None
@@ -296,14 +295,11 @@ def _write_segment(directory, items, extract, model_sha256, image_size, codecs, 
         atomic_write_text(directory / PARTIAL_NAME, json.dumps(partial))
     data_dir = directory / partial["data"]
     data_dir.mkdir(exist_ok=True)
-    mode = "r+" if partial["done"] else "w+"
+    mode = "r+" if partial["done"] else "w+"  # dtype and shape only shape a new file
     arrays = {
         (name, array_name): np.lib.format.open_memmap(data_dir / f"{name}.{array_name}.npy", mode=mode, dtype=dtype,
                                                        shape=(len(paths), *shape))
         for name, codec in codecs.items() for array_name, (shape, dtype) in codec.array_specs().items()
-    } if mode == "w+" else {
-        (name, array_name): np.lib.format.open_memmap(data_dir / f"{name}.{array_name}.npy", mode=mode)
-        for name, codec in codecs.items() for array_name in codec.array_specs()
     }
     meter = Progress(len(paths), "extracting features", enabled=progress)
     meter.done = written = partial["done"]

@@ -29,6 +29,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
+from conftest import TINY_MODEL
 from edge_demo import cli
 from edge_demo.detectors import TFLiteDetector
 from edge_demo.events import FIELDS
@@ -144,8 +145,7 @@ def colour_export(tmp_path_factory):
 @pytest.fixture(scope="module")
 def msreid_export(tmp_path_factory):
     keras.utils.set_random_seed(0)
-    model = MSReID.from_options(image_size=IMAGE_SIZE, patch_size=(3, 2), widths=(8, 16, 16, 32), depths=(1, 1, 1),
-                   similarity_channels=8, reduced_channels=8, fusion_channels=8, embedding_dim=16)
+    model = MSReID.from_options(**TINY_MODEL)
     model(np.zeros((1,) + IMAGE_SIZE + (3,), np.float32))
     # Batch-norm statistics away from their initial values, as after training.
     rng = np.random.default_rng(1)

@@ -127,7 +127,7 @@ def test_save_and_load_in_safe_mode_keeps_outputs(model, tmp_path):
 
 def test_fit_lowers_the_loss_on_a_fixed_batch():
     keras.utils.set_random_seed(0)
-    model = MSReID.from_options(num_classes=4, levels=("low", "high"), **TINY_MODEL)
+    model = MSReID.from_options(num_classes=4, **{**TINY_MODEL, "levels": ("low", "high")})
     model.compile(optimizer=keras.optimizers.Adam(3e-3), hard_positives=1, hard_negatives=1, random_positives=0,
                   random_negatives=0)
     x = images(16)
@@ -140,7 +140,7 @@ def test_fit_lowers_the_loss_on_a_fixed_batch():
 
 
 def test_a_loaded_model_is_compiled_as_it_was_saved(tmp_path):
-    model = MSReID.from_options(num_classes=4, levels=("high",), **TINY_MODEL)
+    model = MSReID.from_options(num_classes=4, **{**TINY_MODEL, "levels": ("high",)})
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss_weights={"ranking": 0.5}, hard_negatives=2,
                   random_negatives=0)
     x, y = images(8), np.repeat(np.arange(4), 2).astype("int32")
@@ -156,13 +156,13 @@ def test_a_loaded_model_is_compiled_as_it_was_saved(tmp_path):
 
 
 def test_embedding_only_model_has_no_scorer_and_bad_arguments_are_named():
-    model = MSReID.from_options(levels=(), **TINY_MODEL)
+    model = MSReID.from_options(**{**TINY_MODEL, "levels": ()})
     assert model.scorer_feature_names == []
     with pytest.raises(ValueError, match="no similarity levels"):
         model.scorer()
     model.compile(random_positives=0, random_negatives=0)  # no pair head: nothing to mine
     with pytest.raises(UserError, match="at least one positive and one negative pair"):
-        MSReID.from_options(levels=("high",), **TINY_MODEL).compile(random_negatives=0)
+        MSReID.from_options(**{**TINY_MODEL, "levels": ("high",)}).compile(random_negatives=0)
     with pytest.raises(ValueError, match=r"unknown levels \['top'\]"):
         MSReID.from_options(levels=("top",))
     with pytest.raises(ValueError, match=r"unknown loss_weights \['rank'\]"):

@@ -84,7 +84,7 @@ def test_evaluate_model_gives_three_sane_rankings_and_two_stage_agrees(model, da
 
 
 def test_embedding_only_model_gives_only_the_embedding_ranking(dataset):
-    model = MSReID.from_options(levels=(), **TINY_MODEL)
+    model = MSReID.from_options(**{**TINY_MODEL, "levels": ()})
     results = evaluate_model(model, dataset, ranking="two-stage")
     assert list(results) == ["embedding"]
 

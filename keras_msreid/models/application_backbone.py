@@ -3,8 +3,8 @@
 import keras
 from keras import layers
 
-from keras_msreid.errors import UserError
 from keras_msreid.layers.embedding_head import EmbeddingHead
+from keras_msreid.models import options
 from keras_msreid.models.trunk import check_image_size
 
 # Constructor of each supported network, and the input range it was designed for.
@@ -33,14 +33,10 @@ class ApplicationBackbone(keras.Model):
     """
 
     def __init__(self, application="MobileNetV2", alpha=1.0, image_size=(160, 64), embedding_dim=128, **kwargs):
+        checked = self.check_options(**options.arguments(locals()))
         super().__init__(**kwargs)
-        if application not in APPLICATIONS:
-            raise UserError(f"application must be one of {sorted(APPLICATIONS)}, got {application!r}")
-        self.application = application
-        self.alpha = float(alpha)
-        self.image_size = tuple(int(v) for v in image_size)
-        check_image_size(self.image_size)
-        self.embedding_dim = int(embedding_dim)
+        for name, value in checked.items():
+            setattr(self, name, value)
         self.levels = ()
         build, (low, high) = APPLICATIONS[application]
         # Images arrive in [0, 255], as for MSReIDBackbone; the network gets its own range.
@@ -48,6 +44,21 @@ class ApplicationBackbone(keras.Model):
         self.network = build(input_shape=self.image_size + (3,), alpha=self.alpha, include_top=False,
                              weights=None, **({"include_preprocessing": False} if low == 0.0 else {}))
         self.embedding_head = EmbeddingHead(self.embedding_dim, name="embedding_head")
+
+    @staticmethod
+    def check_options(application, alpha, image_size, embedding_dim):
+        """The constructor's arguments checked and normalised, building nothing (no TensorFlow state)."""
+        if application not in APPLICATIONS:
+            raise options.ModelOptionError(
+                "application", f"application must be one of {sorted(APPLICATIONS)}, got {application!r}")
+        checked = dict(
+            application=application,
+            alpha=options.positive_number("alpha", alpha),
+            image_size=options.integers("image_size", image_size, 2, 16),
+            embedding_dim=options.integer("embedding_dim", embedding_dim, 1),
+        )
+        check_image_size(checked["image_size"])
+        return checked
 
     @property
     def pair_feature_names(self):

@@ -11,6 +11,8 @@ from keras_msreid.errors import UserError
 from keras_msreid.layers.unit_norm import unit_normalize
 from keras_msreid.losses.masked_mean import masked_mean
 from keras_msreid.losses.pair_mining import mine_pairs
+from keras_msreid.models import options as options_module
+from keras_msreid.models.application_backbone import APPLICATIONS, ApplicationBackbone
 from keras_msreid.models.backbone import MSReIDBackbone
 from keras_msreid.models.pair_head import MSReIDPairHead
 DEFAULT_LOSS_WEIGHTS = {"identity": 1.0, "triplet": 1.0, "verification": 1.0, "ranking": 1.0}
@@ -80,22 +82,50 @@ class MSReID(keras.Model):
             self.trackers["pair_accuracy"] = keras.metrics.Mean(name="pair_accuracy")
 
     @classmethod
-    def from_options(cls, num_classes=None, **options):
-        """A model from one flat mapping of `MSReIDBackbone` and `MSReIDPairHead` options.
+    def from_options(cls, num_classes=None, backbone="msreid", **options):
+        """A model from one flat mapping of options: what `TrainConfig.model` holds and the CLI passes.
 
-        `levels` goes to both; a model with `levels=()` has no pair head. An option
-        neither part takes is an error naming it.
+        `backbone="msreid"` (the default) takes `MSReIDBackbone` and `MSReIDPairHead`
+        options, `levels` going to both; `levels=()` gives no pair head. A
+        `keras.applications` name (`ApplicationBackbone`: "MobileNetV2",
+        "MobileNetV3Small") takes its options (`alpha`, `image_size`,
+        `embedding_dim`) and has no pair head: the peer a user would pick instead. An
+        option the chosen parts do not take is an error naming it.
         """
-        backbone_names = set(inspect.signature(MSReIDBackbone.__init__).parameters) - {"self", "kwargs"}
-        head_names = set(inspect.signature(MSReIDPairHead.__init__).parameters) - {"self", "kwargs"}
-        unknown = sorted(set(options) - backbone_names - head_names)
-        if unknown:
-            raise UserError(f"unknown model options {unknown}; known: {sorted(backbone_names | head_names)}")
-        backbone = MSReIDBackbone(**{key: value for key, value in options.items() if key in backbone_names},
-                                  name="backbone")
+        cls.check_options(backbone, **options)
+        if backbone != "msreid":
+            return cls(ApplicationBackbone(backbone, **options, name="backbone"), None, num_classes)
+        head_names = _parameters(MSReIDPairHead)
+        backbone_model = MSReIDBackbone(**{key: value for key, value in options.items()
+                                           if key in _parameters(MSReIDBackbone)}, name="backbone")
         head_options = {key: value for key, value in options.items() if key in head_names and key != "levels"}
-        pair_head = MSReIDPairHead(backbone.levels, **head_options, name="pair_head") if backbone.levels else None
-        return cls(backbone, pair_head, num_classes)
+        pair_head = (MSReIDPairHead(backbone_model.levels, **head_options, name="pair_head")
+                     if backbone_model.levels else None)
+        return cls(backbone_model, pair_head, num_classes)
+
+    @staticmethod
+    def check_options(backbone="msreid", **options):
+        """Checks a `from_options` mapping as building it would, building nothing.
+
+        No layer is made and no TensorFlow state is touched, so that `TrainConfig` can
+        check a config before a distribution strategy exists (a multi-worker strategy
+        must be the process's first TensorFlow work).
+        """
+        options_module.choice("backbone", backbone, ("msreid", *APPLICATIONS))
+        if backbone != "msreid":
+            _check_known(options, ApplicationBackbone, backbone=backbone)
+            ApplicationBackbone.check_options(**_with_defaults(ApplicationBackbone, {**options, "application": backbone}))
+            return
+        _check_known(options, MSReIDBackbone, MSReIDPairHead)
+        levels = MSReIDBackbone.check_options(**_with_defaults(MSReIDBackbone, options))["levels"]
+        if levels:
+            MSReIDPairHead.check_options(**_with_defaults(MSReIDPairHead, {**options, "levels": levels}))
+
+    @staticmethod
+    def option_names():
+        """Every option `from_options` takes, over all backbones."""
+        parts = (MSReIDBackbone, MSReIDPairHead, ApplicationBackbone)
+        return {"backbone"}.union(*(_parameters(part) for part in parts))
 
     @property
     def image_size(self):
@@ -291,3 +321,21 @@ class MSReID(keras.Model):
         if config.get("pair_head") is not None:
             config["pair_head"] = keras.saving.deserialize_keras_object(config["pair_head"])
         return cls(**config)
+
+
+def _parameters(part):
+    return set(inspect.signature(part.__init__).parameters) - {"self", "kwargs", "application"}
+
+
+def _with_defaults(part, options):
+    """`part`'s constructor arguments: its defaults, replaced by `options` where given."""
+    parameters = inspect.signature(part.__init__).parameters
+    return {name: options.get(name, parameter.default) for name, parameter in parameters.items()
+            if name not in ("self", "kwargs")}
+
+
+def _check_known(options, *parts, backbone="msreid"):
+    known = set().union(*(_parameters(part) for part in parts))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UserError(f"unknown model options {unknown} for backbone {backbone}; known: {sorted(known)}")

@@ -3,10 +3,10 @@
 import keras
 from keras import ops
 
-from keras_msreid.errors import UserError
 from keras_msreid.layers.conv_similarity import ConvSimilarity
-from keras_msreid.layers.depthwise_correlation import cells_read
+from keras_msreid.layers.depthwise_correlation import DepthwiseCorrelation, cells_read
 from keras_msreid.layers.similarity_fusion import SimilarityFusion
+from keras_msreid.models import options
 from keras_msreid.models.trunk import LEVEL_STRIDES
 
 # Image strides of the grid on which pairs are compared (`pair_stride`).
@@ -38,19 +38,12 @@ class MSReIDPairHead(keras.layers.Layer):
     (2,)
     """
 
-    def __init__(self, levels=("low", "mid", "high"), pair_stride=16, reduced_channels=32, fusion_channels=32,
+    def __init__(self, levels=("high",), pair_stride=16, reduced_channels=32, fusion_channels=32,
                  correlation="grouped", **kwargs):
+        checked = self.check_options(**options.arguments(locals()))
         super().__init__(**kwargs)
-        unknown = [level for level in levels if level not in LEVEL_STRIDES]
-        if unknown or not levels:
-            raise UserError(f"a pair head needs levels from {list(LEVEL_STRIDES)}, got {list(levels)}")
-        self.levels = tuple(sorted(levels, key=LEVEL_STRIDES.get))
-        self.pair_stride = int(pair_stride)
-        if self.pair_stride not in PAIR_STRIDES:
-            raise UserError(f"pair_stride must be one of {PAIR_STRIDES} (image pixels), got {pair_stride!r}")
-        self.reduced_channels = int(reduced_channels)
-        self.fusion_channels = int(fusion_channels)
-        self.correlation = correlation
+        for name, value in checked.items():
+            setattr(self, name, value)
         correlation_strides = {level: max(1, self.pair_stride // LEVEL_STRIDES[level]) for level in self.levels}
         self.similarities = {
             level: ConvSimilarity(self.reduced_channels, correlation, correlation_strides[level],
@@ -61,6 +54,20 @@ class MSReIDPairHead(keras.layers.Layer):
             [LEVEL_STRIDES[level] * correlation_strides[level] for level in self.levels],
             self.fusion_channels,
             name="fusion",
+        )
+
+    @staticmethod
+    def check_options(levels, pair_stride, reduced_channels, fusion_channels, correlation):
+        """The constructor's arguments checked and normalised, building nothing (no TensorFlow state)."""
+        levels = tuple(sorted(options.names("levels", levels, tuple(LEVEL_STRIDES)), key=LEVEL_STRIDES.get))
+        if not levels:
+            raise options.ModelOptionError("levels", "a pair head needs at least one level")
+        return dict(
+            levels=levels,
+            pair_stride=int(options.choice("pair_stride", pair_stride, PAIR_STRIDES)),
+            reduced_channels=options.integer("reduced_channels", reduced_channels, 1),
+            fusion_channels=options.integer("fusion_channels", fusion_channels, 1),
+            correlation=options.choice("correlation", correlation, DepthwiseCorrelation.METHODS),
         )
 
     def build(self, feature_shapes):

@@ -33,7 +33,7 @@ import numpy as np
 
 from keras_msreid.data.pipeline import make_train_dataset, steps_per_epoch
 from keras_msreid.datasets import build_dataset
-from keras_msreid.models import ApplicationBackbone, MSReID
+from keras_msreid.models import MSReID
 from keras_msreid.retrieval.evaluate import evaluate_model
 from keras_msreid.utils.atomic import atomic_write_text
 
@@ -53,9 +53,9 @@ VARIANTS = {
     "i_high_pair_weight3": dict(levels=("high",), loss_weights={"verification": 3.0, "ranking": 3.0}),
     # The peers a user would pick instead (issue 11): keras.applications networks from
     # scratch under the same embedding head, losses and recipe; embedding only.
-    "p_mobilenetv2_x035": dict(application=("MobileNetV2", 0.35)),
-    "p_mobilenetv2_x1": dict(application=("MobileNetV2", 1.0)),
-    "p_mobilenetv3_small": dict(application=("MobileNetV3Small", 1.0)),
+    "p_mobilenetv2_x035": dict(backbone="MobileNetV2", alpha=0.35),
+    "p_mobilenetv2_x1": dict(backbone="MobileNetV2", alpha=1.0),
+    "p_mobilenetv3_small": dict(backbone="MobileNetV3Small", alpha=1.0),
 }
 
 
@@ -91,11 +91,7 @@ def run_variant(name, dataset, seconds, seed, learning_rate, save_path=None):
     loss_weights = options.pop("loss_weights", None)
     compile_options = options.pop("compile_options", {})
     keras.utils.set_random_seed(seed)
-    if "application" in options:
-        application, alpha = options.pop("application")
-        model = MSReID(ApplicationBackbone(application, alpha), num_classes=dataset.num_train_pids)
-    else:
-        model = MSReID.from_options(num_classes=dataset.num_train_pids, **options)
+    model = MSReID.from_options(num_classes=dataset.num_train_pids, **options)
     model.build()
     steps = steps_per_epoch(dataset.train)
     # Linear warm-up over one epoch, then constant (alpha=1: no decay), which stays fair

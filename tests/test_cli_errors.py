@@ -37,6 +37,10 @@ def files(tmp_path_factory):
     (base / "bad_type.yaml").write_text(f"root: {root}\nepochs: ten\n")
     (base / "bad_size.yaml").write_text(f"root: {root}\nimage_size: 5\n")
     (base / "broken.yaml").write_text("epochs: [\n")
+    (base / "bad_model.yaml").write_text(f"root: {root}\nmodel: {{parts: two}}\n")
+    (base / "peer_levels.yaml").write_text(f"root: {root}\nmodel: {{backbone: MobileNetV2, levels: [high]}}\n")
+    (base / "model_size.yaml").write_text(f"root: {root}\nmodel: {{image_size: [64, 32]}}\n")
+    (base / "old_levels.yaml").write_text(f"root: {root}\nlevels: [high]\n")
     (base / "not_a_store").mkdir()
     (base / "not_a_store" / "holiday.jpg").write_bytes(b"mine")
     (base / "bad_metrics").mkdir()
@@ -63,6 +67,14 @@ def cases(f):
         (train + ["--protocol", "market"], ["--protocol", "market1501, cuhk01 or cuhk03_sgs"]),
         (train + ["--image-size", "100", "50"], ["--image-size", "divisible by 16"]),
         (train + ["--levels", "top"], ["--levels", "low, mid, high"]),
+        (train + ["--parts", "0"], ["--parts", ">= 1"]),
+        (train + ["--backbone", "ResNet50"], ["--backbone", "MobileNetV2"]),
+        (train + ["--backbone", "MobileNetV2", "--no-stn"], ["unknown model options ['use_stn']", "MobileNetV2"]),
+        (["train", "--config", str(base / "bad_model.yaml")], ["bad_model.yaml", "model: parts", "integer", "'two'"]),
+        (["train", "--config", str(base / "peer_levels.yaml")], ["peer_levels.yaml", "['levels']", "MobileNetV2"]),
+        (["train", "--config", str(base / "model_size.yaml")], ["model_size.yaml", "image_size", "top level"]),
+        (["train", "--config", str(base / "old_levels.yaml")],
+         ["old_levels.yaml", "levels is a model option: set it under model:"]),
         (train + ["--eval-every", "-2"], ["--eval-every"]),
         (train + ["--dataset", "market"], ["--dataset", "market1501"]),
         (["train", "--config", str(base / "bad_type.yaml")], ["bad_type.yaml", "epochs", "integer", "'ten'"]),
@@ -153,14 +165,14 @@ def test_a_bad_flag_value_is_refused_by_the_parser(argv, flag, capsys):
 def test_rerun_with_options_that_cannot_resume_changes_nothing(files, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    config = TrainConfig(dataset="market1501", root=str(files["root"]), out_dir=str(run), levels=("high",))
+    config = TrainConfig(dataset="market1501", root=str(files["root"]), out_dir=str(run), model={"levels": ("high",)})
     config.save(run / "config.yaml")
     (run / "checkpoint").mkdir()
     before = (run / "config.yaml").read_bytes()
     code = main(["train", "--config", str(run / "config.yaml"), "--levels", "low", "high"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "holds a run with other options (levels ('high',) there, ('low', 'high') here)" in err
+    assert "holds a run with other options (model.levels ['high'] there, ['low', 'high'] here)" in err
     assert f"msreid train --config {run / 'config.yaml'}" in err
     assert (run / "config.yaml").read_bytes() == before
     assert sorted(path.name for path in run.iterdir()) == ["checkpoint", "config.yaml"]

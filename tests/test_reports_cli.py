@@ -25,7 +25,8 @@ def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     write_market1501(root, num_ids=8, num_cameras=2, seed=0, image_size=(64, 32), overwrite=True)
     run = tmp_path_factory.mktemp("run")
-    TrainConfig(dataset="market1501", root=str(root), image_size=(64, 32), patch_size=(3, 2)).save(run / "config.yaml")
+    TrainConfig(dataset="market1501", root=str(root), image_size=(64, 32),
+                model={"patch_size": (3, 2)}).save(run / "config.yaml")
     keras.utils.set_random_seed(0)
     model = MSReID.from_options(num_classes=4, **TINY_MODEL)
     model.build()

@@ -62,7 +62,8 @@ def test_trains_under_mirrored_strategy_on_two_logical_cpus(tiny_dataset, tmp_pa
 
 
 def test_config_yaml_round_trip_and_unknown_keys(tmp_path):
-    config = TrainConfig(dataset="cuhk01", root="/data/cuhk01", levels=("high",), dataset_options={"split_seed": 2})
+    config = TrainConfig(dataset="cuhk01", root="/data/cuhk01", model={"levels": ("high",)},
+                         dataset_options={"split_seed": 2})
     config.save(tmp_path / "config.yaml")
     assert TrainConfig.load(tmp_path / "config.yaml") == config
     assert TrainConfig.load(tmp_path / "config.yaml", epochs=5).epochs == 5
@@ -134,3 +135,30 @@ def test_reader_flags_add_to_the_config_files_dataset_options(tmp_path):
     assert config_from_args(args).dataset_options == {"num_test_ids": 486, "split_seed": 2, "validation_ids": 50}
     args = build_parser().parse_args(["train", "--config", str(tmp_path / "config.yaml"), "--split-seed", "1"])
     assert config_from_args(args).dataset_options == {"num_test_ids": 486, "split_seed": 1}
+
+
+def test_model_flags_replace_one_model_option_of_the_config(tmp_path):
+    from keras_msreid.cli import _build_parser as build_parser
+    from keras_msreid.cli.train import config_from_args
+
+    TrainConfig(root="/data", model={"levels": ["low", "high"], "parts": 2}).save(tmp_path / "config.yaml")
+    args = build_parser().parse_args(["train", "--config", str(tmp_path / "config.yaml"), "--levels", "high"])
+    assert config_from_args(args).model == {"levels": ["high"], "parts": 2}
+    args = build_parser().parse_args(["train", "--config", str(tmp_path / "config.yaml"), "--levels"])
+    assert config_from_args(args).model == {"levels": [], "parts": 2}
+
+
+def test_build_model_passes_the_model_mapping_through_whole():
+    from keras_msreid.models.application_backbone import ApplicationBackbone
+    from keras_msreid.models.backbone import MSReIDBackbone
+    from keras_msreid.training.trainer import build_model
+
+    peer = build_model(TrainConfig(image_size=(64, 32), model={"backbone": "MobileNetV2", "alpha": 0.35,
+                                                               "embedding_dim": 32}), num_classes=5)
+    assert isinstance(peer.backbone, ApplicationBackbone) and peer.pair_head is None
+    assert peer.backbone.get_config()["alpha"] == 0.35 and peer.backbone.embedding_dim == 32
+    msreid = build_model(TrainConfig(image_size=(64, 32), model={"levels": ["mid"], "widths": [8, 8, 16, 16],
+                                                                 "use_stn": False}), num_classes=5)
+    assert isinstance(msreid.backbone, MSReIDBackbone) and msreid.backbone.levels == ("mid",)
+    assert msreid.pair_head.levels == ("mid",) and msreid.backbone.get_config()["widths"] == (8, 8, 16, 16)
+    assert build_model(TrainConfig(image_size=(64, 32), model={"levels": []}), num_classes=5).pair_head is None

@@ -29,8 +29,9 @@ class KillAt(keras.callbacks.Callback):
 
 def tiny_config(root, out_dir):
     return TrainConfig(
-        dataset="folder", root=root, out_dir=out_dir, image_size=(64, 32), patch_size=(3, 2),
-        widths=(8, 16, 16, 32), depths=(1, 1, 1), embedding_dim=16, levels=("mid", "high"),
+        dataset="folder", root=root, out_dir=out_dir, image_size=(64, 32),
+        model={"patch_size": (3, 2), "widths": (8, 16, 16, 32), "depths": (1, 1, 1), "embedding_dim": 16,
+               "levels": ("mid", "high")},
         p=4, k=2, epochs=3, steps_per_epoch=4, warmup_epochs=1, checkpoint_every_steps=2,
         learning_rate=3e-3, check_files=False,
     )

@@ -18,9 +18,11 @@ def add_arguments(parser):
     _add(parser, "--learning-rate", type=float, dest="learning_rate")
     _add(parser, "--p", type=int, help="identities per batch")
     _add(parser, "--k", type=int, help="images per identity in a batch")
-    _add(parser, "--levels", nargs="*", help="similarity levels, e.g. low mid high (none: embedding only)")
-    _add(parser, "--parts", type=int, help="STN patches per level")
-    _add(parser, "--no-stn", dest="use_stn", action="store_const", const=False,
+    model = parser.add_argument_group("model options (set model: in --config for the others)")
+    _add(model, "--backbone", help="msreid (default), or a keras.applications peer: MobileNetV2, MobileNetV3Small")
+    _add(model, "--levels", nargs="*", help="similarity levels, e.g. low mid high (default high; none: embedding only)")
+    _add(model, "--parts", type=int, help="STN patches per level")
+    _add(model, "--no-stn", dest="use_stn", action="store_const", const=False,
          help="fixed centre patches instead of learned attention")
     _add(parser, "--image-size", type=int, nargs=2, dest="image_size", metavar=("H", "W"))
     _add(parser, "--eval-every", type=int, dest="eval_every", help="evaluate every N epochs")
@@ -41,12 +43,18 @@ def config_from_args(args):
     from keras_msreid.training.config import ConfigError, TrainConfig
 
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
-    overrides = {key: value for key, value in vars(args).items() if key in fields and value is not None}
+    given = {key: value for key, value in vars(args).items() if value is not None}
+    overrides = {key: value for key, value in given.items() if key in fields}
+    model_overrides = {key: value for key, value in given.items() if key in _MODEL_FLAGS}
     try:
         config = TrainConfig.load(args.config, **overrides) if args.config else TrainConfig(**overrides)
+        if model_overrides:  # a model flag replaces that option only, not the config's others
+            config = dataclasses.replace(config, model={**config.model, **model_overrides})
     except ConfigError as error:
         if error.key in overrides and error.key in _FLAGS:
             raise UserError(f"{_FLAGS[error.key]} {error.problem}") from None
+        if error.key == "model" and error.option in model_overrides:
+            raise UserError(f"{_FLAGS[error.option]}: {error.problem}") from None
         raise
     # A reader option given as a flag replaces that option only, not the config's others.
     options = dataset_options(args)
@@ -55,6 +63,8 @@ def config_from_args(args):
     return config
 
 
+# The flags that set one option of TrainConfig.model.
+_MODEL_FLAGS = ("backbone", "levels", "parts", "use_stn")
 # TrainConfig field -> the flag that sets it, for error messages.
 _FLAGS = {}
 

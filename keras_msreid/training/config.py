@@ -33,16 +33,11 @@ class TrainConfig:
     k: int = 4
     augment: dict = dataclasses.field(default_factory=dict)  # AugmentConfig fields; {} = defaults, None = off
     cache_decoded: bool = False  # decode every training image once into memory (GPU hosts, small sets)
-    # Model.
-    # The high level alone: at convergence on CUHK01 as good as all three, at 0.65x the
-    # training CPU (docs/RESULTS.md); levels=["low", "mid", "high"] is the paper's network.
-    levels: tuple = ("high",)
-    parts: int = 1
-    patch_size: tuple = (5, 3)
-    use_stn: bool = True
-    embedding_dim: int = 128
-    widths: tuple = (32, 64, 128, 256)
-    depths: tuple = (2, 3, 3)
+    # Model: `MSReID.from_options` options, passed through whole (image_size above is
+    # the model's too). {} is the measured best, the high level alone; {"levels": ["low",
+    # "mid", "high"]} is the paper's network, {"levels": []} an embedding-only model,
+    # {"backbone": "MobileNetV2", "alpha": 0.35} the peer a user would pick instead.
+    model: dict = dataclasses.field(default_factory=dict)
     # Optimisation.
     epochs: int = 160  # CUHK01 validation mAP plateaus from about epoch 120 of 160 (docs/RESULTS.md)
     steps_per_epoch: int = 0  # 0: one PK pass over the training identities
@@ -73,12 +68,9 @@ class TrainConfig:
             problem = rule(value)
             if problem:
                 raise ConfigError(name, f"{problem}, got {value!r}")
-        from keras_msreid.models.trunk import check_patch_fits
-
-        try:
-            check_patch_fits(self.image_size, self.patch_size, self.levels)
-        except UserError as error:
-            raise ConfigError("patch_size", str(error).removeprefix(f"patch_size {self.patch_size} ")) from None
+        # YAML's form (lists, not tuples), so that a config read back equals the one saved.
+        self.model = {key: list(value) if isinstance(value, tuple) else value for key, value in self.model.items()}
+        _check_model(self.model, self.image_size)
 
     def to_dict(self):
         values = dataclasses.asdict(self)
@@ -105,20 +97,31 @@ class TrainConfig:
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise UserError(f"{source}: unknown training options {unknown}; known: {sorted(known)}")
+            from keras_msreid.models import MSReID
+
+            misplaced = [key for key in unknown if key in MSReID.option_names()]
+            verb = "is a model option" if len(misplaced) == 1 else "are model options"
+            hint = f" ({', '.join(misplaced)} {verb}: set it under model:)" if misplaced else ""
+            raise UserError(f"{source}: unknown training options {unknown}{hint}; known: {sorted(known)}")
         try:
             return cls(**values)
         except ConfigError as error:
-            raise ConfigError(error.key, error.problem, source) from None
+            raise ConfigError(error.key, error.problem, source, error.option) from None
 
 
 class ConfigError(UserError):
-    """A `TrainConfig` field with a wrong type or value: its `key`, what is wrong, and where it came from."""
+    """A `TrainConfig` field with a wrong type or value: its `key`, what is wrong, and where it came from.
 
-    def __init__(self, key, problem, source=None):
-        super().__init__(f"{source}: {key} {problem}" if source else f"{key} {problem}")
+    For the `model` mapping, `option` names the model option at fault (None: the
+    mapping as a whole), and `problem` is the model's own message.
+    """
+
+    def __init__(self, key, problem, source=None, option=None):
+        text = f"model: {problem}" if key == "model" else f"{key} {problem}"
+        super().__init__(f"{source}: {text}" if source else text)
         self.key = key
         self.problem = problem
+        self.option = option
 
 
 def _integer(low, note=""):
@@ -182,12 +185,19 @@ def _image_size(value):
     return None
 
 
-def _levels(value):
-    from keras_msreid.models.trunk import LEVEL_STRIDES
+def _check_model(model, image_size):
+    """Checks the options as building the model would, so a bad one fails before any data is read."""
+    from keras_msreid.models import MSReID
+    from keras_msreid.models.options import ModelOptionError
 
-    if not isinstance(value, tuple) or any(v not in LEVEL_STRIDES for v in value) or len(set(value)) != len(value):
-        return f"must be distinct names among {', '.join(LEVEL_STRIDES)} (none: embedding only)"
-    return None
+    if "image_size" in model:
+        raise ConfigError("model", "must not hold image_size: set it at the top level (it is the data's size too)")
+    try:
+        MSReID.check_options(image_size=image_size, **model)
+    except ModelOptionError as error:
+        raise ConfigError("model", str(error), option=error.option) from None
+    except UserError as error:
+        raise ConfigError("model", str(error)) from None
 
 
 def _mapping(keys=None, values=None, optional=False):
@@ -220,13 +230,7 @@ _RULES = {
     "k": _integer(2, note=" (images per identity: positives need two)"),
     "augment": _mapping(optional=True),
     "cache_decoded": _flag,
-    "levels": _levels,
-    "parts": _integer(1),
-    "patch_size": _integers(2, 1),
-    "use_stn": _flag,
-    "embedding_dim": _integer(1),
-    "widths": _integers(4, 1),
-    "depths": _integers(3, 1),
+    "model": _mapping(),
     "epochs": _integer(1),
     "steps_per_epoch": _integer(0, note=" (0: one PK pass over the training identities)"),
     "learning_rate": _number(0, inclusive=False),

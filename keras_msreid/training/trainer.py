@@ -91,26 +91,33 @@ def check_run_folder(config):
         raise UserError(f"--out {run} is not empty and has no config.yaml, so it is not a run folder of "
                         "msreid train: give a new or empty folder")
     saved = TrainConfig.load(saved_path)
-    changed = [field.name for field in dataclasses.fields(TrainConfig)
-               if field.name not in RESUMABLE_CHANGES and getattr(saved, field.name) != getattr(config, field.name)]
+    changed = _differences(saved, config)
     if changed:
-        details = "; ".join(f"{name} {getattr(saved, name)!r} there, {getattr(config, name)!r} here" for name in changed)
+        details = "; ".join(f"{name} {there} there, {here} here" for name, there, here in changed)
         raise UserError(f"--out {run} holds a run with other options ({details}); resume it with "
                         f"`msreid train --config {saved_path}`, or give a new --out")
 
 
+def _differences(saved, config):
+    """(name, saved value, new value) of each option a resumed run may not change, as text; model options one by one."""
+    def shown(mapping, key):
+        return repr(mapping[key]) if key in mapping else "unset"
+
+    changed = []
+    for field in dataclasses.fields(TrainConfig):
+        name, there, here = field.name, getattr(saved, field.name), getattr(config, field.name)
+        if name in RESUMABLE_CHANGES or there == here:
+            continue
+        if name == "model":
+            changed += [(f"model.{key}", shown(there, key), shown(here, key))
+                        for key in sorted(set(there) | set(here)) if there.get(key) != here.get(key)]
+        else:
+            changed.append((name, repr(there), repr(here)))
+    return changed
+
+
 def build_model(config, num_classes):
-    return MSReID.from_options(
-        image_size=config.image_size,
-        levels=config.levels,
-        parts=config.parts,
-        patch_size=config.patch_size,
-        use_stn=config.use_stn,
-        embedding_dim=config.embedding_dim,
-        widths=config.widths,
-        depths=config.depths,
-        num_classes=num_classes,
-    )
+    return MSReID.from_options(num_classes=num_classes, image_size=config.image_size, **config.model)
 
 
 def compile_model(model, config, steps):

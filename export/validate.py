@@ -31,9 +31,6 @@ from keras_msreid.errors import UserError
 from keras_msreid.retrieval.ranking import rank_exhaustive
 from keras_msreid.utils.atomic import atomic_write_bytes
 
-PROTOCOLS = {"cuhk01": "cuhk01"}  # any other dataset: the Market-1501 protocol
-
-
 class EvaluationSplit:
     """Query and gallery images with their identities and cameras."""
 
@@ -58,7 +55,7 @@ class EvaluationSplit:
             [r.pid for r in dataset.gallery],
             [r.camid for r in dataset.query],
             [r.camid for r in dataset.gallery],
-            PROTOCOLS.get(dataset.name, "market1501"),
+            dataset.protocol,
         )
 
     def ranking(self, similarity):

@@ -59,6 +59,7 @@ def test_split_protocol(tmp_path):
     assert len(dataset.query) == 8 and {r.camid for r in dataset.query} == {0}
     assert len(dataset.gallery) == 8 and {r.camid for r in dataset.gallery} == {1}
     assert all(r.pid == original_pid(r) for r in dataset.query + dataset.gallery)
+    assert dataset.protocol == "cuhk01"  # what every command scores it by unless told otherwise
 
 
 def test_validation_split_is_carved_from_the_training_identities(tmp_path):

@@ -232,3 +232,23 @@ def test_bad_input_is_named():
         rank_exhaustive(bilinear_score, {"embedding": np.zeros((2, 8)), "map": np.zeros((3, 1))}, features(3, 1))
     with pytest.raises(ValueError, match="score_fn returned 1 scores for 3 pairs"):
         rank_exhaustive(lambda a, b: np.zeros(1), features(1, 0), features(3, 1))
+
+
+def test_scores_are_evaluated_by_the_datasets_own_protocol_unless_told():
+    from keras_msreid.datasets import ImageRecord, ReIDDataset
+    from keras_msreid.retrieval.evaluate import evaluate_scores
+
+    # Query 0's only match shares its camera: Market-1501's rule drops it (the query is
+    # skipped), CUHK01's keeps it; query 1 ranks its match second either way.
+    query = [ImageRecord("q0", 0, 0), ImageRecord("q1", 1, 0)]
+    gallery = [ImageRecord("g0", 0, 0), ImageRecord("g1", 1, 1), ImageRecord("g2", 2, 1)]
+    scores = {"embedding": np.array([[0.9, 0.1, 0.2], [0.1, 0.5, 0.8]], np.float32)}
+    market = ReIDDataset("folder", "/data", [], query, gallery)
+    cuhk = ReIDDataset("cuhk", "/data", [], query, gallery, protocol="cuhk01")
+    with pytest.raises(ValueError, match="camera"):  # CUHK01's rule: a query camera in the gallery is an error
+        evaluate_scores(scores, cuhk)
+    assert evaluate_scores(scores, market)["embedding"]["num_skipped"] == 1
+    assert evaluate_scores(scores, market)["embedding"]["rank1"] == 0.0
+    cuhk.gallery = [ImageRecord("g0", 0, 1), *gallery[1:]]
+    assert evaluate_scores(scores, cuhk)["embedding"]["rank1"] == 0.5
+    assert evaluate_scores(scores, cuhk, protocol="market1501")["embedding"]["num_skipped"] == 0

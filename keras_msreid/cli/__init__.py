@@ -14,6 +14,7 @@ import argparse
 import importlib
 import os
 import sys
+import tempfile
 
 from keras_msreid.errors import UserError
 
@@ -28,6 +29,8 @@ COMMANDS = {
     "search": "search",
     "report": "report",
 }
+# The commands that load TensorFlow (the others stay fast and TensorFlow-free).
+TENSORFLOW_COMMANDS = ("train", "evaluate", "summary", "export", "search", "report")
 
 
 def _build_parser():
@@ -47,14 +50,43 @@ def _build_parser():
 
 def main(argv=None):
     """Entry point of the `msreid` console script."""
-    # TensorFlow's C++ start-up lines are noise for a user; TF_CPP_MIN_LOG_LEVEL=0 brings them back.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if args.command in TENSORFLOW_COMMANDS and "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+        _import_tensorflow_quietly()
     try:
         return args._module.run(args)
     except (UserError, OSError) as error:  # a path, a permission, a full disk: the user's to fix
         return report_error(f"msreid {args.command}", error)
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow and finds its devices with the process's stderr held back.
+
+    TensorFlow's C++ start-up lines (absl's "before InitializeLog", the CUDA probe of
+    a machine without a GPU) are written before any log level applies, so only holding
+    file descriptor 2 silences them. They are shown if the import fails; set
+    TF_CPP_MIN_LOG_LEVEL (0: everything) to see them always.
+    """
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def report_error(prog, error):

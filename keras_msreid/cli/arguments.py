@@ -60,6 +60,30 @@ def add_dataset_options(parser):
     return group
 
 
+PROTOCOL_HELP = "evaluation protocol (default: {}the dataset's own: cuhk01 for cuhk01, market1501 for the others)"
+
+
+def add_protocol_option(parser, first_default=""):
+    """Adds `--protocol`; left out, a command scores by the dataset's own (`ReIDDataset.protocol`)."""
+    from keras_msreid.metrics.ranking import PROTOCOLS
+
+    return parser.add_argument("--protocol", choices=PROTOCOLS, help=PROTOCOL_HELP.format(first_default))
+
+
+def add_ranking_options(parser, choose_ranking=True):
+    """Adds how queries are ranked: `--ranking` (where the command offers a choice), `--shortlist`, `--fusion-weight`."""
+    group = parser.add_argument_group("ranking options")
+    if choose_ranking:
+        group.add_argument("--ranking", default="auto", choices=("auto", "exhaustive", "two-stage"),
+                           help="auto: exhaustive up to 1 M query x gallery pairs, two-stage above")
+    group.add_argument("--shortlist", type=at_least(1), default=100,
+                       help="two-stage: gallery images the embedding shortlists for the pair score (default 100)")
+    group.add_argument("--fusion-weight", type=within(0.0, 1.0), default=0.5,
+                       help="weight of the pair score against the embedding similarity, both standardised "
+                            "per query (default 0.5)")
+    return group
+
+
 def dataset_options(args):
     """The `build_dataset` keywords of the dataset options given on the command line."""
     return {key: getattr(args, key) for key in DATASET_OPTIONS if getattr(args, key, None) is not None}

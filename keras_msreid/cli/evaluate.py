@@ -3,7 +3,7 @@
 import json
 import logging
 
-from keras_msreid.cli.arguments import add_dataset_options, at_least, dataset_options, within
+from keras_msreid.cli.arguments import add_dataset_options, add_protocol_option, add_ranking_options, dataset_options
 
 HELP = "Evaluate a trained model (CMC rank-1/5/10/20, mAP, mINP) on a dataset's query/gallery split."
 
@@ -12,12 +12,8 @@ def add_arguments(parser):
     parser.add_argument("model", help="a .keras file written by msreid train")
     parser.add_argument("--dataset", required=True, help="market1501, dukemtmc, msmt17, cuhk03, cuhk01 or folder")
     parser.add_argument("--root", required=True, help="dataset root folder")
-    parser.add_argument("--protocol", default="market1501", choices=("market1501", "cuhk01", "cuhk03_sgs"))
-    parser.add_argument("--ranking", default="auto", choices=("auto", "exhaustive", "two-stage"),
-                        help="auto: exhaustive up to 1 M query x gallery pairs, two-stage above")
-    parser.add_argument("--shortlist", type=at_least(1), default=100, help="two-stage: embedding shortlist size K")
-    parser.add_argument("--fusion-weight", type=within(0.0, 1.0), default=0.5,
-                        help="weight of the CSN score in the fusion, both scores standardised per query")
+    add_protocol_option(parser)
+    add_ranking_options(parser)
     add_dataset_options(parser)
     parser.add_argument("--json", help="also write the results to this JSON file")
 

@@ -12,7 +12,7 @@ msreid report --model m.keras --dataset market1501 --root data/Market-1501 --out
 import json
 import pathlib
 
-from keras_msreid.cli.arguments import add_dataset_options, at_least, dataset_options, within
+from keras_msreid.cli.arguments import add_dataset_options, add_protocol_option, add_ranking_options, at_least, dataset_options
 from keras_msreid.errors import UserError
 
 HELP = "Write a report (ranked lists, CMC plot, STN attention boxes, metrics.json) for a trained model."
@@ -23,16 +23,11 @@ def add_arguments(parser):
     parser.add_argument("--model", help="a .keras model (instead of RUN_DIR)")
     parser.add_argument("--dataset", help="dataset name (instead of RUN_DIR's)")
     parser.add_argument("--root", help="dataset root folder")
-    parser.add_argument("--protocol", choices=("market1501", "cuhk01", "cuhk03_sgs"),
-                        help="default: RUN_DIR's or market1501")
+    add_protocol_option(parser, first_default="RUN_DIR's if its config sets one, else ")
     add_dataset_options(parser)
     parser.add_argument("--out", help="report folder (default RUN_DIR/report)")
     parser.add_argument("--compare", nargs="*", default=[], help="other run folders whose metrics.json CMC to plot too")
-    parser.add_argument("--ranking", default="auto", choices=("auto", "exhaustive", "two-stage"),
-                        help="auto: exhaustive up to 1 M query x gallery pairs, two-stage above")
-    parser.add_argument("--shortlist", type=at_least(1), default=100, help="two-stage: embedding shortlist size K")
-    parser.add_argument("--fusion-weight", type=within(0.0, 1.0), default=0.5,
-                        help="weight of the CSN score in the fusion, both scores standardised per query")
+    add_ranking_options(parser)
     parser.add_argument("--queries", type=at_least(1), default=8, help="queries in the ranked-list picture (default 8)")
     parser.add_argument("--top", type=at_least(1), default=10, help="gallery images per query in the picture (default 10)")
 
@@ -82,7 +77,6 @@ def _resolve(args):
         raise UserError(f"give RUN_DIR or {', '.join(missing)}")
     if not pathlib.Path(source["model"]).is_file():
         raise FileNotFoundError(f"no model file {source['model']}")
-    source["protocol"] = source["protocol"] or "market1501"
     return source
 
 

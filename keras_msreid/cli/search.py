@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from keras_msreid.cli.arguments import at_least, within
+from keras_msreid.cli.arguments import add_ranking_options, at_least
 
 HELP = "Rank the images of a feature store for query images (top-n with scores)."
 
@@ -29,10 +29,7 @@ def add_arguments(parser):
     parser.add_argument("--store", required=True, help="feature store folder")
     parser.add_argument("--model", required=True, help="the .keras model the store was (or is to be) extracted with")
     parser.add_argument("--top", type=at_least(1), default=10, help="results printed per query (default 10)")
-    parser.add_argument("--shortlist", type=at_least(1), default=100, help="gallery images rescored by pair score (default 100)")
-    parser.add_argument("--fusion-weight", type=within(0.0, 1.0), default=0.5,
-                        help="weight of the pair score against the embedding similarity, both standardised "
-                             "per query (default 0.5)")
+    add_ranking_options(parser, choose_ranking=False)
     source = parser.add_argument_group(
         "building or updating the store (it then holds exactly these images: new ones are extracted, "
         "missing ones removed; all again for another model)")

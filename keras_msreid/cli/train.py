@@ -3,7 +3,7 @@
 import dataclasses
 import logging
 
-from keras_msreid.cli.arguments import add_dataset_options, dataset_options
+from keras_msreid.cli.arguments import PROTOCOL_HELP, add_dataset_options, dataset_options
 
 HELP = "Train an MSReID model with model.fit; run again to resume after a kill."
 
@@ -26,7 +26,8 @@ def add_arguments(parser):
          help="fixed centre patches instead of learned attention")
     _add(parser, "--image-size", type=int, nargs=2, dest="image_size", metavar=("H", "W"))
     _add(parser, "--eval-every", type=int, dest="eval_every", help="evaluate every N epochs")
-    _add(parser, "--protocol", help="market1501, cuhk01 or cuhk03_sgs")
+    # Checked by TrainConfig, so that the flag and a --config file get one message.
+    _add(parser, "--protocol", help=PROTOCOL_HELP.format(""))
     _add(parser, "--seed", type=int)
     _add(parser, "--strategy", choices=("default", "mirrored", "multi_worker"))
     _add(parser, "--mixed-precision", dest="mixed_precision", action="store_const", const=True)

@@ -66,6 +66,9 @@ class ReIDDataset:
     train: list
     query: list
     gallery: list
+    # How its query and gallery are scored (`keras_msreid.metrics.ranking.PROTOCOLS`):
+    # what every command uses unless told otherwise.
+    protocol: str = "market1501"
 
     @staticmethod
     def _stats(records):

@@ -97,7 +97,7 @@ def load_cuhk01(root, num_test_ids=100, split_seed=0, validation_ids=0):
             f"Split seed {split_seed} of {image_dir} leaves no camera "
             f"{'A' if not query else 'B'} image of the {num_test_ids} test identities"
         )
-    dataset = ReIDDataset("cuhk01", image_dir, train, query, gallery)
+    dataset = ReIDDataset("cuhk01", image_dir, train, query, gallery, protocol="cuhk01")
     num_train_ids = PUBLISHED_IDS - num_test_ids - validation_ids
     published = ExpectedCounts(
         train_ids=num_train_ids,

@@ -22,7 +22,14 @@ def count_flops(keras_model):
         concrete = function.get_concrete_function(specs[0])
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
-    profile = tf.compat.v1.profiler.profile(graph=concrete.graph, options=options)
+    # The profiler warns that one of its own TF1 helpers is deprecated: noise for a user.
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        profile = tf.compat.v1.profiler.profile(graph=concrete.graph, options=options)
+    finally:
+        logger.setLevel(level)
     return int(profile.total_float_ops)
 
 

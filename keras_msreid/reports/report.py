@@ -12,7 +12,7 @@ Writes, in `out_dir`:
 
 Example:
 
->>> files = write_report("runs/a/report", model, build_dataset("cuhk01", root), protocol="cuhk01")
+>>> files = write_report("runs/a/report", model, build_dataset("cuhk01", root))  # CUHK01's protocol
 >>> files["ranked_list"]
 'runs/a/report/ranked_list.png'
 """
@@ -33,7 +33,7 @@ from keras_msreid.utils.atomic import atomic_write_text
 _SAME_CAMERA_JUNK = ("market1501", "cuhk03_sgs")
 
 
-def write_report(out_dir, model, dataset, *, protocol="market1501", ranking="exhaustive", shortlist=100,
+def write_report(out_dir, model, dataset, *, protocol=None, ranking="exhaustive", shortlist=100,
                  fusion_weight=0.5, num_queries=8, top=10, label="model", compare=None, batch_size=128,
                  progress=False):
     """Evaluates `model` on `dataset` and writes the report files; returns name -> path.
@@ -49,6 +49,7 @@ def write_report(out_dir, model, dataset, *, protocol="market1501", ranking="exh
         compare: optional `{label: evaluate_model result}` of other runs for the CMC plot.
     """
     out_dir = pathlib.Path(out_dir)
+    protocol = protocol or dataset.protocol
     out_dir.mkdir(parents=True, exist_ok=True)
     scores, _, _ = rank_dataset(model, dataset, ranking=ranking, shortlist=shortlist,
                                 fusion_weight=fusion_weight, batch_size=batch_size, progress=progress)

@@ -92,7 +92,7 @@ def rank_dataset(model, dataset, rankings=RANKINGS, ranking="auto", shortlist=10
 
 
 def evaluate_model(model, dataset, rankings=RANKINGS, ranking="auto", shortlist=100, fusion_weight=0.5,
-                   protocol="market1501", batch_size=128, progress=False, max_rank=20):
+                   protocol=None, batch_size=128, progress=False, max_rank=20):
     """Evaluates `model` (an `MSReID`) on `dataset.query` against `dataset.gallery`.
 
     Args:
@@ -102,7 +102,8 @@ def evaluate_model(model, dataset, rankings=RANKINGS, ranking="auto", shortlist=
         ranking: `"auto"`, `"exhaustive"` or `"two-stage"`.
         shortlist: two-stage: gallery images rescored per query.
         fusion_weight: weight of the pair score in `"fusion"`.
-        protocol: `evaluate_ranking` protocol (`"market1501"`, `"cuhk01"`, `"cuhk03_sgs"`).
+        protocol: `evaluate_ranking` protocol (`"market1501"`, `"cuhk01"`, `"cuhk03_sgs"`);
+            None: the dataset's own (`dataset.protocol`).
         batch_size: images per extractor call.
         progress: progress lines on stderr.
         max_rank: length of the CMC curve.
@@ -114,8 +115,9 @@ def evaluate_model(model, dataset, rankings=RANKINGS, ranking="auto", shortlist=
     return evaluate_scores(scores, dataset, protocol, max_rank)
 
 
-def evaluate_scores(scores, dataset, protocol="market1501", max_rank=20):
-    """`{ranking: RankingResult.as_dict() plus "cmc"}` of score matrices (higher is better)."""
+def evaluate_scores(scores, dataset, protocol=None, max_rank=20):
+    """`{ranking: RankingResult.as_dict() plus "cmc"}` of score matrices (higher is better); protocol None: the dataset's."""
+    protocol = protocol or dataset.protocol
     q_pids, q_camids = _labels(dataset.query)
     g_pids, g_camids = _labels(dataset.gallery)
     results = {}

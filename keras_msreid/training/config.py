@@ -50,7 +50,7 @@ class TrainConfig:
     # Evaluation during training (0 = only at the end) and its ranking.
     eval_every: int = 0
     final_evaluation: bool = True
-    protocol: str = "market1501"
+    protocol: str | None = None  # None: the dataset's own (cuhk01 for CUHK01, market1501 for the others)
     # Run directory, checkpoints, resumption.
     out_dir: str = "runs/default"
     checkpoint_every_steps: int = 200
@@ -156,10 +156,15 @@ def _known(module, name):
     return names
 
 
-def _text(choices=None):
-    """A non-empty string; with `choices` (the allowed names, or a function giving them), one of them."""
+def _text(choices=None, optional=False):
+    """A non-empty string; with `choices` (the allowed names, or a function giving them), one of them.
+
+    `optional`: None is allowed too.
+    """
 
     def rule(value):
+        if value is None and optional:
+            return None
         allowed = choices() if callable(choices) else choices
         if not isinstance(value, str) or not value or (allowed and value not in allowed):
             if not allowed:
@@ -241,7 +246,7 @@ _RULES = {
     "seed": _integer(0),
     "eval_every": _integer(0, note=" (0: only at the end)"),
     "final_evaluation": _flag,
-    "protocol": _text(_known("keras_msreid.metrics.ranking", "PROTOCOLS")),
+    "protocol": _text(_known("keras_msreid.metrics.ranking", "PROTOCOLS"), optional=True),
     "out_dir": _text(),
     "checkpoint_every_steps": _integer(0, note=" (0: at epoch ends only)"),
     "strategy": _text(("default", "mirrored", "multi_worker")),

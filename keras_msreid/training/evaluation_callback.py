@@ -30,7 +30,7 @@ class ReIDEvaluation(keras.callbacks.Callback):
     >>> model.fit(data, epochs=60, callbacks=[ReIDEvaluation(dataset, every=10, curve_path="curve.csv")])
     """
 
-    def __init__(self, dataset, every=10, protocol="market1501", batch_size=128, curve_path=None):
+    def __init__(self, dataset, every=10, protocol=None, batch_size=128, curve_path=None):
         super().__init__()
         self.dataset = dataset
         self.every = int(every)

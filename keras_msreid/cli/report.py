@@ -12,7 +12,8 @@ msreid report --model m.keras --dataset market1501 --root data/Market-1501 --out
 import json
 import pathlib
 
-from keras_msreid.cli.arguments import add_dataset_options, add_protocol_option, add_ranking_options, at_least, dataset_options
+from keras_msreid.cli.arguments import (add_dataset_options, add_protocol_option, add_ranking_options, at_least,
+                                        dataset_options)
 from keras_msreid.errors import UserError
 
 HELP = "Write a report (ranked lists, CMC plot, STN attention boxes, metrics.json) for a trained model."

@@ -15,6 +15,7 @@ from keras_msreid.models import options as options_module
 from keras_msreid.models.application_backbone import APPLICATIONS, ApplicationBackbone
 from keras_msreid.models.backbone import MSReIDBackbone
 from keras_msreid.models.pair_head import MSReIDPairHead
+
 DEFAULT_LOSS_WEIGHTS = {"identity": 1.0, "triplet": 1.0, "verification": 1.0, "ranking": 1.0}
 DEFAULT_LOSS_OPTIONS = {
     # Pairs scored per anchor: random positives and negatives. Hardest-by-embedding pairs

@@ -71,7 +71,7 @@ def add_protocol_option(parser, first_default=""):
 
 
 def add_ranking_options(parser, choose_ranking=True):
-    """Adds how queries are ranked: `--ranking` (where the command offers a choice), `--shortlist`, `--fusion-weight`."""
+    """Adds how queries are ranked: `--ranking` (where a command offers the choice), `--shortlist`, `--fusion-weight`."""
     group = parser.add_argument_group("ranking options")
     if choose_ranking:
         group.add_argument("--ranking", default="auto", choices=("auto", "exhaustive", "two-stage"),

@@ -115,7 +115,8 @@ class MSReID(keras.Model):
         options_module.choice("backbone", backbone, ("msreid", *APPLICATIONS))
         if backbone != "msreid":
             _check_known(options, ApplicationBackbone, backbone=backbone)
-            ApplicationBackbone.check_options(**_with_defaults(ApplicationBackbone, {**options, "application": backbone}))
+            arguments = _with_defaults(ApplicationBackbone, {**options, "application": backbone})
+            ApplicationBackbone.check_options(**arguments)
             return
         _check_known(options, MSReIDBackbone, MSReIDPairHead)
         levels = MSReIDBackbone.check_options(**_with_defaults(MSReIDBackbone, options))["levels"]

@@ -116,7 +116,10 @@ def evaluate_model(model, dataset, rankings=RANKINGS, ranking="auto", shortlist=
 
 
 def evaluate_scores(scores, dataset, protocol=None, max_rank=20):
-    """`{ranking: RankingResult.as_dict() plus "cmc"}` of score matrices (higher is better); protocol None: the dataset's."""
+    """`{ranking: RankingResult.as_dict() plus "cmc"}` of score matrices (higher is better).
+
+    `protocol` None: the dataset's own (`dataset.protocol`).
+    """
     protocol = protocol or dataset.protocol
     q_pids, q_camids = _labels(dataset.query)
     g_pids, g_camids = _labels(dataset.gallery)

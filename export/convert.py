@@ -319,34 +319,51 @@ def export_model(
         raise UserError("give at least one export mode")
     if threshold_images is not None and threshold_ids is None:
         raise UserError("threshold_images need threshold_ids")
-    image_size = tuple(model.image_size)
     extractor = model.extractor()
+    representative, smoke_images = _calibration_samples(model, extractor, calibration_images, calibration_ids, seed)
+    converted = _convert(model, extractor, modes, representative, input_type)
+    match_threshold, calibration = _calibrate_threshold(
+        model, extractor, threshold_images, threshold_ids, threshold_pairs, seed
+    )
+    models = _smoke_tested_entries(model, extractor, converted, smoke_images, modes)
+    metadata = _metadata(model, modes, input_type, match_threshold, calibration, source, models)
+    write_export(out_dir, metadata, {
+        models[mode][role]["file"]: model_bytes for role, per_mode in converted.items() for mode, model_bytes in per_mode.items()
+    })
+    return metadata
+
+
+def _calibration_samples(model, extractor, calibration_images, calibration_ids, seed):
+    """The converters' representative samples per role (None: no int8) and two images for the smoke test."""
+    image_size = tuple(model.image_size)
     names = model.scorer_feature_names
-
     representative = {"extractor": None, "scorer": None}
-    if calibration_images is not None:
-        calibration_images = np.asarray(calibration_images, np.float32)
-        if calibration_images.ndim != 4 or calibration_images.shape[1:] != image_size + (3,):
-            raise UserError(
-                f"calibration_images must be (N, {image_size[0]}, {image_size[1]}, 3), got {calibration_images.shape}"
-            )
-        pinned = _pin_pixel_range(calibration_images)
-        representative["extractor"] = _extractor_samples(pinned)
-        if names:
-            features = extractor.predict(pinned, batch_size=64, verbose=0)
-            representative["scorer"] = _scorer_samples(features, names, calibration_ids, seed)
-        smoke_images = calibration_images[:2]
-    else:
+    if calibration_images is None:
         smoke_images = np.random.default_rng(seed).uniform(0, 255, (2,) + image_size + (3,)).astype(np.float32)
-
-    keras_models = {"extractor": extractor}
+        return representative, smoke_images
+    calibration_images = np.asarray(calibration_images, np.float32)
+    if calibration_images.ndim != 4 or calibration_images.shape[1:] != image_size + (3,):
+        raise UserError(
+            f"calibration_images must be (N, {image_size[0]}, {image_size[1]}, 3), got {calibration_images.shape}"
+        )
+    pinned = _pin_pixel_range(calibration_images)
+    representative["extractor"] = _extractor_samples(pinned)
     if names:
+        features = extractor.predict(pinned, batch_size=64, verbose=0)
+        representative["scorer"] = _scorer_samples(features, names, calibration_ids, seed)
+    return representative, calibration_images[:2]
+
+
+def _convert(model, extractor, modes, representative, input_type):
+    """`{role: {mode: TFLite bytes}}` of the extractor and (with a pair head) the scorer."""
+    keras_models = {"extractor": extractor}
+    if model.scorer_feature_names:
         keras_models["scorer"] = model.scorer("shift_add")
     keep_float = {
         "extractor": lambda graph: stn_interpolation_nodes(graph) + pooled_head_nodes(graph, "embedding"),
         "scorer": lambda graph: pooled_head_nodes(graph, "score"),
     }
-    converted = {
+    return {
         role: convert_keras_model(
             keras_model,
             modes,
@@ -358,10 +375,11 @@ def export_model(
         )
         for role, keras_model in keras_models.items()
     }
-    match_threshold, calibration = _calibrate_threshold(
-        model, extractor, threshold_images, threshold_ids, threshold_pairs, seed
-    )
 
+
+def _smoke_tested_entries(model, extractor, converted, smoke_images, modes):
+    """Runs every converted model once; `{mode: {role: its metadata entry}}` (file name, hash, signature, ops)."""
+    names = model.scorer_feature_names
     smoke_features = extractor.predict(smoke_images, verbose=0)
     smoke_inputs = {"extractor": {"images": smoke_images}}
     if names:
@@ -379,17 +397,21 @@ def export_model(
                 "outputs": outputs,
                 "ops": list_ops(model_bytes),
             }
+    return models
+
+
+def _metadata(model, modes, input_type, match_threshold, calibration, source, models):
     backbone_config = model.backbone.get_config()
-    metadata = {
+    return {
         "format_version": FORMAT_VERSION,
-        "image_size": list(image_size),
+        "image_size": list(model.image_size),
         "input": {"color": "RGB", "pixel_range": [0, 255], "layout": "NHWC"},
         "embedding_dim": model.backbone.embedding_dim,
         "levels": list(model.levels),
         # STN patches per level and their size; None for a backbone without them (a peer).
         "parts": backbone_config.get("parts"),
         "patch_size": list(backbone_config["patch_size"]) if "patch_size" in backbone_config else None,
-        "scorer_feature_names": names,
+        "scorer_feature_names": model.scorer_feature_names,
         "signature": SIGNATURE_KEY,
         "match_threshold": match_threshold,
         "match_threshold_calibration": calibration,
@@ -397,11 +419,6 @@ def export_model(
         "source_model": source,
         "models": models,
     }
-
-    write_export(out_dir, metadata, {
-        models[mode][role]["file"]: model_bytes for role, per_mode in converted.items() for mode, model_bytes in per_mode.items()
-    })
-    return metadata
 
 
 def write_export(out_dir, metadata, files):

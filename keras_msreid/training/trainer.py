@@ -175,19 +175,30 @@ def train(config, extra_callbacks=(), verbose="auto"):
     with contextlib.ExitStack() as stack:
         # A worker that is not the chief logs to a private folder that vanishes with it.
         logs = run if chief else pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msreid_worker_")))
-        callbacks = [keras.callbacks.TerminateOnNaN()]
-        if chief:
-            callbacks.append(ResumableCheckpoint(run / "checkpoint", config.checkpoint_every_steps))
-        if config.eval_every:
-            callbacks.append(ReIDEvaluation(dataset, config.eval_every, config.protocol,
-                                           curve_path=logs / "evaluations.csv"))
-        callbacks += [
-            keras.callbacks.CSVLogger(str(logs / "history.csv"), append=True),
-            keras.callbacks.TensorBoard(str(logs / "logs"), update_freq="epoch"),
-            *extra_callbacks,
-        ]
+        callbacks = _callbacks(config, dataset, run, logs, chief) + list(extra_callbacks)
         _fit(model, config, dataset, steps, start, callbacks, verbose)
+    _refuse_divergence(model, run)
+    if not chief:
+        return model, {}
+    return model, _finish(model, config, dataset, run, finished=start >= config.epochs * steps)
 
+
+def _callbacks(config, dataset, run, logs, chief):
+    """Checkpoints (the chief's), evaluations, the CSV log and TensorBoard, in the order they must run."""
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if chief:
+        callbacks.append(ResumableCheckpoint(run / "checkpoint", config.checkpoint_every_steps))
+    if config.eval_every:
+        callbacks.append(ReIDEvaluation(dataset, config.eval_every, config.protocol,
+                                        curve_path=logs / "evaluations.csv"))
+    return callbacks + [
+        keras.callbacks.CSVLogger(str(logs / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(logs / "logs"), update_freq="epoch"),
+    ]
+
+
+def _refuse_divergence(model, run):
+    """A model with a NaN or inf weight is never saved: one line says which checkpoint to resume from."""
     if not weights_are_finite(model):
         state = load_state(run / "checkpoint")
         kept = " (the previous one is kept)" if (run / "model.keras").exists() else ""
@@ -195,9 +206,11 @@ def train(config, extra_callbacks=(), verbose="auto"):
         raise UserError(f"training diverged (a loss became NaN or inf at step "
                         f"{int(model.optimizer.iterations.numpy())}): {run / 'model.keras'} was not written{kept}; "
                         f"{last}: resume with a lower --learning-rate")
-    if not chief:
-        return model, {}
-    if start >= config.epochs * steps and (run / "model.keras").exists():
+
+
+def _finish(model, config, dataset, run, finished):
+    """The chief's end of a run: save `model.keras` (unless a finished run's is there), evaluate; the metrics."""
+    if finished and (run / "model.keras").exists():
         # A finished run run again: its model holds these weights. Saving would change the
         # file's bytes (Keras stamps the date), and with them the export's fingerprint that
         # the edge demo's gallery is keyed to.
@@ -205,7 +218,6 @@ def train(config, extra_callbacks=(), verbose="auto"):
     else:
         with atomic_path(run / "model.keras") as temporary:
             model.save(temporary)
-
     metrics = {}
     if config.final_evaluation and dataset.query and dataset.gallery:
         from keras_msreid.retrieval.evaluate import evaluate_model
@@ -213,7 +225,7 @@ def train(config, extra_callbacks=(), verbose="auto"):
         log.info("final evaluation: %d queries x %d gallery images", len(dataset.query), len(dataset.gallery))
         metrics = evaluate_model(model, dataset, protocol=config.protocol, progress=True)
         atomic_write_text(run / "metrics.json", json.dumps(metrics, indent=2))
-    return model, metrics
+    return metrics
 
 
 def _fit(model, config, dataset, steps, start, callbacks, verbose):

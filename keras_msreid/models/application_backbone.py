@@ -3,6 +3,7 @@
 import keras
 from keras import layers
 
+from keras_msreid.layers.batch_norm import MOMENTUM
 from keras_msreid.layers.embedding_head import EmbeddingHead
 from keras_msreid.models import options
 from keras_msreid.models.trunk import check_image_size
@@ -43,6 +44,13 @@ class ApplicationBackbone(keras.Model):
         self.normalise = layers.Rescaling((high - low) / 255.0, offset=low, name="normalise")
         self.network = build(input_shape=self.image_size + (3,), alpha=self.alpha, include_top=False,
                              weights=None, **({"include_preprocessing": False} if low == 0.0 else {}))
+        # keras.applications builds its batch norms with momentum 0.999, so after 1,000
+        # steps from scratch 37 % of their moving statistics are still the initial (0, 1)
+        # and the network infers garbage for much of a short run. The momentum of
+        # MSReID's own layers, so that the peer is trained the same way.
+        for layer in self.network.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = MOMENTUM
         self.embedding_head = EmbeddingHead(self.embedding_dim, name="embedding_head")
 
     @staticmethod

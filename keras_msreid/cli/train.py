@@ -19,11 +19,13 @@ def add_arguments(parser):
     _add(parser, "--p", type=int, help="identities per batch")
     _add(parser, "--k", type=int, help="images per identity in a batch")
     model = parser.add_argument_group("model options (set model: in --config for the others)")
-    _add(model, "--backbone", help="msreid (default), or a keras.applications peer: MobileNetV2, MobileNetV3Small")
-    _add(model, "--levels", nargs="*", help="similarity levels, e.g. low mid high (default high; none: embedding only)")
-    _add(model, "--parts", type=int, help="STN patches per level")
-    _add(model, "--no-stn", dest="use_stn", action="store_const", const=False,
-         help="fixed centre patches instead of learned attention")
+    _add_model_option(model, "--backbone",
+                      help="msreid (default), or a keras.applications peer: MobileNetV2, MobileNetV3Small")
+    _add_model_option(model, "--levels", nargs="*",
+                      help="similarity levels, e.g. low mid high (default high; none: embedding only)")
+    _add_model_option(model, "--parts", type=int, help="STN patches per level")
+    _add_model_option(model, "--no-stn", dest="use_stn", action="store_const", const=False,
+                      help="fixed centre patches instead of learned attention")
     _add(parser, "--image-size", type=int, nargs=2, dest="image_size", metavar=("H", "W"))
     _add(parser, "--eval-every", type=int, dest="eval_every", help="evaluate every N epochs")
     # Checked by TrainConfig, so that the flag and a --config file get one message.
@@ -64,8 +66,8 @@ def config_from_args(args):
     return config
 
 
-# The flags that set one option of TrainConfig.model.
-_MODEL_FLAGS = ("backbone", "levels", "parts", "use_stn")
+# The destinations of the flags that set one option of TrainConfig.model.
+_MODEL_FLAGS = set()
 # TrainConfig field -> the flag that sets it, for error messages.
 _FLAGS = {}
 
@@ -73,6 +75,12 @@ _FLAGS = {}
 def _add(parser, *names, **kwargs):
     action = parser.add_argument(*names, **kwargs)
     _FLAGS[action.dest] = names[0]
+    return action
+
+
+def _add_model_option(parser, *names, **kwargs):
+    action = _add(parser, *names, **kwargs)
+    _MODEL_FLAGS.add(action.dest)
     return action
 
 

@@ -5,7 +5,7 @@ import keras
 from keras_msreid.layers.embedding_head import EmbeddingHead
 from keras_msreid.layers.similarity_features import SimilarityFeatures
 from keras_msreid.models import options
-from keras_msreid.models.trunk import LEVEL_STRIDES, build_trunk, check_patch_fits
+from keras_msreid.models.trunk import build_trunk, check_levels, check_patch_fits
 
 
 @keras.saving.register_keras_serializable(package="keras_msreid")
@@ -61,7 +61,7 @@ class MSReIDBackbone(keras.Model):
             # The high level alone is the default: at convergence on CUHK01 as good as all
             # three at 0.65x the training CPU (docs/RESULTS.md); ("low", "mid", "high") is
             # the paper's network, () an embedding-only model.
-            levels=tuple(sorted(options.names("levels", levels, tuple(LEVEL_STRIDES)), key=LEVEL_STRIDES.get)),
+            levels=check_levels(levels),
             widths=options.integers("widths", widths, 4, 1),
             depths=options.integers("depths", depths, 3, 1),
             similarity_channels=options.integer("similarity_channels", similarity_channels, 1),

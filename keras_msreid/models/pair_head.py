@@ -7,7 +7,7 @@ from keras_msreid.layers.conv_similarity import ConvSimilarity
 from keras_msreid.layers.depthwise_correlation import DepthwiseCorrelation, cells_read
 from keras_msreid.layers.similarity_fusion import SimilarityFusion
 from keras_msreid.models import options
-from keras_msreid.models.trunk import LEVEL_STRIDES
+from keras_msreid.models.trunk import LEVEL_STRIDES, check_levels
 
 # Image strides of the grid on which pairs are compared (`pair_stride`).
 PAIR_STRIDES = (4, 8, 16)
@@ -59,7 +59,7 @@ class MSReIDPairHead(keras.layers.Layer):
     @staticmethod
     def check_options(levels, pair_stride, reduced_channels, fusion_channels, correlation):
         """The constructor's arguments checked and normalised, building nothing (no TensorFlow state)."""
-        levels = tuple(sorted(options.names("levels", levels, tuple(LEVEL_STRIDES)), key=LEVEL_STRIDES.get))
+        levels = check_levels(levels)
         if not levels:
             raise options.ModelOptionError("levels", "a pair head needs at least one level")
         return dict(

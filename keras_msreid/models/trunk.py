@@ -5,6 +5,7 @@ from keras import layers
 
 from keras_msreid.errors import UserError
 from keras_msreid.layers.batch_norm import batch_norm
+from keras_msreid.models import options
 
 # Stride of each level's map relative to the input image.
 LEVEL_STRIDES = {"low": 4, "mid": 8, "high": 16}
@@ -27,6 +28,11 @@ def _separable_block(x, filters, strides, name):
     if strides == 1 and shortcut.shape[-1] == filters:
         x = layers.Add(name=f"{name}_add")([shortcut, x])
     return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def check_levels(levels):
+    """Distinct level names as a tuple from low to high (the order the pair head fuses them in)."""
+    return tuple(sorted(options.names("levels", levels, tuple(LEVEL_STRIDES)), key=LEVEL_STRIDES.get))
 
 
 def check_image_size(image_size):

@@ -99,7 +99,8 @@ class TrainConfig:
         if unknown:
             from keras_msreid.models import MSReID
 
-            misplaced = [key for key in unknown if key in MSReID.option_names()]
+            model_options = MSReID.option_names()
+            misplaced = [key for key in unknown if key in model_options]
             verb = "is a model option" if len(misplaced) == 1 else "are model options"
             hint = f" ({', '.join(misplaced)} {verb}: set it under model:)" if misplaced else ""
             raise UserError(f"{source}: unknown training options {unknown}{hint}; known: {sorted(known)}")

@@ -5,6 +5,7 @@ import pathlib
 from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
+INSTALLED_AS = {"keras_msreid.export": "export", "keras_msreid.edge_demo": "edge_demo"}
 
 
 def read_requirements():
@@ -28,7 +29,11 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["keras_msreid", "keras_msreid.*", "export", "edge_demo"]),
+    # export/ and edge_demo/ are top-level folders of the repository (the conversion
+    # tool and the Pi demo, which is copied to a device alone), installed under the
+    # project's name so that they claim no generic top-level module in site-packages.
+    packages=find_packages(include=["keras_msreid", "keras_msreid.*"]) + list(INSTALLED_AS),
+    package_dir=INSTALLED_AS,
     install_requires=read_requirements(),
     extras_require={"faiss": ["faiss-cpu>=1.8"], "test": ["pytest>=8"]},
     entry_points={"console_scripts": ["msreid=keras_msreid.cli:main"]},

@@ -26,8 +26,8 @@ import os
 import sys
 import tempfile
 
-from edge_demo.cli import PROFILES
-from edge_demo.pipeline import RunOptions, run
+from keras_msreid.edge_demo.cli import PROFILES
+from keras_msreid.edge_demo.pipeline import RunOptions, run
 from keras_msreid.metrics.tracking import read_event_log, read_mot_file, score_tracks
 
 FULL_FRAME = dict(detect_resize=1.5, hog_scale=1.1, min_score=1.0)

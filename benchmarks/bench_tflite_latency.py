@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from edge_demo.litert import TFLiteModel  # noqa: E402
-from edge_demo.reid_models import ReIDModels, read_metadata  # noqa: E402
+from keras_msreid.edge_demo.litert import TFLiteModel  # noqa: E402
+from keras_msreid.edge_demo.reid_models import ReIDModels, read_metadata  # noqa: E402
 from timing import median_seconds  # noqa: E402
 
 
@@ -98,7 +98,7 @@ def mobilenet_models(image_size, calibration, alphas=(1.0, 0.35)):
     """`{name: {mode: bytes}}` for MobileNetV2 feature extractors at each alpha."""
     import keras
 
-    from export.convert import convert_keras_model
+    from keras_msreid.export.convert import convert_keras_model
 
     converted = {}
     for alpha in alphas:
@@ -131,7 +131,7 @@ def main():
     image_size = tuple(metadata["image_size"])
     rng = np.random.default_rng(0)
     if args.images_root:
-        from export.images import calibration_set
+        from keras_msreid.export.images import calibration_set
         from keras_msreid.datasets import build_dataset
 
         images, _ = calibration_set(build_dataset("folder", args.images_root).train, image_size, 100)

@@ -2,6 +2,6 @@
 
 import sys
 
-from edge_demo.cli import main
+from .cli import main
 
 sys.exit(main())

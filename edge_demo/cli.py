@@ -24,17 +24,16 @@ import tempfile
 import cv2
 import numpy as np
 
-from edge_demo.crops import crop_person
-from edge_demo.detectors import HOG_MODELS, HOGDetector
-from edge_demo.gallery import Gallery, check_gallery_path, describe_sqlite_error
-from edge_demo.identifier import encode_thumbnail
-from edge_demo.native import first_line, native_stderr
-from edge_demo.pipeline import RunOptions, run
-from edge_demo.reid_models import ReIDModels, check_mode, read_metadata
-from edge_demo.sources import SourceError, parse_source
+from .crops import crop_person
+from .detectors import HOG_MODELS, HOGDetector
+from .gallery import Gallery, check_gallery_path, describe_sqlite_error
+from .identifier import encode_thumbnail
+from .native import first_line, native_stderr
+from .pipeline import RunOptions, run
+from .reid_models import MODES, ReIDModels, check_mode, read_metadata
+from .sources import SourceError, parse_source
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-MODES = ("float32", "float16", "dynamic", "int8")
 # Detection settings a `--profile` presets (flags given as well win). pi: HOG only where the
 # picture moves, on a 1.5x frame, with the fine pyramid the time saved pays for: on vtest.avi
 # 27 frames/s at 2 threads and a higher IDF1 than whole-frame HOG (docs/RESULTS.md,

@@ -30,7 +30,7 @@ import math
 import cv2
 import numpy as np
 
-from edge_demo.litert import TFLiteModel, tensor_quantization
+from .litert import TFLiteModel, tensor_quantization
 
 HOG_MODELS = {
     "default": ((64, 128), cv2.HOGDescriptor_getDefaultPeopleDetector),

@@ -28,7 +28,7 @@ import collections
 
 import cv2
 
-from edge_demo.reid_models import take
+from .reid_models import take
 
 
 def encode_thumbnail(crop_rgb, quality=85):

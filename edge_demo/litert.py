@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from edge_demo.native import first_line, native_stderr
+from .native import first_line, native_stderr
 
 # The signature `msreid export` gives its models.
 SIGNATURE_KEY = "serving_default"

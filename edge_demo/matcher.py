@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from edge_demo.reid_models import take
+from .reid_models import take
 
 
 @dataclasses.dataclass(frozen=True)

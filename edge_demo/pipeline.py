@@ -23,21 +23,21 @@ import time
 
 import cv2
 
-from edge_demo.annotate import annotate
-from edge_demo.crops import clip_box, crop_people
-from edge_demo.detectors import HOGDetector, TFLiteDetector
-from edge_demo.display import Window, display_available
-from edge_demo.events import EventLog
-from edge_demo.gallery import Gallery, check_gallery_path
-from edge_demo.identifier import Identifier
-from edge_demo.matcher import Matcher
-from edge_demo.mjpeg import MJPEGServer
-from edge_demo.motion import MotionRegions
-from edge_demo.recorder import VideoRecorder
-from edge_demo.reid_models import ReIDModels
-from edge_demo.sources import FrameSource
-from edge_demo.stats import Stats, format_summary
-from edge_demo.tracker import Tracker
+from .annotate import annotate
+from .crops import clip_box, crop_people
+from .detectors import HOGDetector, TFLiteDetector
+from .display import Window, display_available
+from .events import EventLog
+from .gallery import Gallery, check_gallery_path
+from .identifier import Identifier
+from .matcher import Matcher
+from .mjpeg import MJPEGServer
+from .motion import MotionRegions
+from .recorder import VideoRecorder
+from .reid_models import ReIDModels
+from .sources import FrameSource
+from .stats import Stats, format_summary
+from .tracker import Tracker
 
 STAGES = ("detect", "extract", "match", "output")
 

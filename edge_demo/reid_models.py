@@ -24,10 +24,12 @@ import os
 
 import numpy as np
 
-from edge_demo.litert import TFLiteModel
+from .litert import TFLiteModel
 
 METADATA_NAME = "metadata.json"
 FORMAT_VERSION = 1
+# The numeric forms an export can hold its models in (export/README.md).
+MODES = ("float32", "float16", "dynamic", "int8")
 # Scorer pairs per invoke: a few pairs keep the working set in cache (see
 # benchmarks/bench_tflite_latency.py), where one invoke of 100 pairs costs more per pair.
 PAIRS_PER_INVOKE = 16

@@ -26,7 +26,7 @@ import time
 
 import cv2
 
-from edge_demo.native import first_line, native_stderr
+from .native import first_line, native_stderr
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
 

@@ -45,16 +45,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from edge_demo.litert import SIGNATURE_KEY, TFLiteModel
-from edge_demo.reid_models import FORMAT_VERSION, METADATA_NAME
-from export import threshold as threshold_lib
-from export.float_ops import pooled_head_nodes, stn_interpolation_nodes
-from export.op_check import UnsupportedOpsError, check_builtin_ops, list_ops
+from keras_msreid.edge_demo.litert import SIGNATURE_KEY, TFLiteModel
+from keras_msreid.edge_demo.reid_models import FORMAT_VERSION, METADATA_NAME, MODES
+from keras_msreid.export import threshold as threshold_lib
+from keras_msreid.export.float_ops import pooled_head_nodes, stn_interpolation_nodes
+from keras_msreid.export.op_check import UnsupportedOpsError, check_builtin_ops, list_ops
 from keras_msreid.errors import UserError
 from keras_msreid.utils.atomic import atomic_write_bytes
 from keras_msreid.utils.file_hash import sha256_of_file
 
-MODES = ("float32", "float16", "dynamic", "int8")
 INPUT_TYPES = ("uint8", "int8")
 
 

@@ -10,26 +10,19 @@ accuracy of same / different decisions at the export's match threshold.
 Every query is scored against the whole gallery with the scorer, which suits
 small test splits such as CUHK01's 200 x 200.
 
-Example:
-
-```bash
-python -m export.validate exported/ --dataset cuhk01 --root /data/cuhk01 --json report.json
-```
+From the command line: `msreid validate EXPORT --dataset cuhk01 --root /data/cuhk01`
+(keras_msreid/cli/validate.py).
 """
 
-import argparse
-import json
 import os
-import sys
 
 import numpy as np
 
-from edge_demo.reid_models import ReIDModels, read_metadata
-from export.threshold import balanced_accuracy
-from keras_msreid.cli.arguments import add_dataset_options, dataset_options
+from keras_msreid.edge_demo.reid_models import ReIDModels, read_metadata
+from keras_msreid.export.threshold import balanced_accuracy
 from keras_msreid.errors import UserError
 from keras_msreid.retrieval.ranking import rank_exhaustive
-from keras_msreid.utils.atomic import atomic_write_bytes
+
 
 class EvaluationSplit:
     """Query and gallery images with their identities and cameras."""
@@ -41,9 +34,12 @@ class EvaluationSplit:
         self.protocol = protocol
 
     @classmethod
-    def from_dataset(cls, dataset, image_size):
-        """Loads the query and gallery as uint8 pixels: what a camera gives every model."""
-        from export.images import load_images
+    def from_dataset(cls, dataset, image_size, protocol=None):
+        """Loads the query and gallery as uint8 pixels: what a camera gives every model.
+
+        `protocol` None scores by the dataset's own (`ReIDDataset.protocol`).
+        """
+        from keras_msreid.export.images import load_images
 
         def pixels(records):
             return np.round(load_images(records, image_size)).astype(np.uint8)
@@ -55,7 +51,7 @@ class EvaluationSplit:
             [r.pid for r in dataset.gallery],
             [r.camid for r in dataset.query],
             [r.camid for r in dataset.gallery],
-            dataset.protocol,
+            protocol or dataset.protocol,
         )
 
     def ranking(self, similarity):
@@ -140,9 +136,7 @@ def validate_export(export_dir, split, model=None, modes=None, num_threads=None,
         num_threads: LiteRT interpreter threads.
         batch_size: images per extractor invoke.
     """
-    import keras
-
-    import keras_msreid.models  # noqa: F401  (registers the classes for safe loading)
+    from keras_msreid.models import load_model
 
     try:
         metadata = read_metadata(export_dir)
@@ -151,8 +145,9 @@ def validate_export(export_dir, split, model=None, modes=None, num_threads=None,
     if model is None:
         path = metadata["source_model"]["path"]
         if not path or not os.path.isfile(path):
-            raise FileNotFoundError(f"the export's source model {path!r} is not available: pass the model")
-        model = keras.saving.load_model(path, safe_mode=True)
+            raise UserError(f"the export's source model {path!r} is not available: pass the Keras model "
+                            "(msreid validate --reference MODEL.keras)")
+        model = load_model(path)
     modes = list(metadata["models"]) if modes is None else list(modes)
     threshold = metadata["match_threshold"]
     reference_features, reference_scores = _keras_results(model, split, batch_size)
@@ -226,48 +221,3 @@ def format_report(report):
                 f"{name:<12} " + " ".join(f"{c['max_abs']:9.5f} {c['mean_abs']:9.5f}" for c in cells)
             )
     return "\n".join(lines)
-
-
-def add_arguments(parser):
-    parser.add_argument("--dataset", required=True, help="evaluation dataset layout, e.g. cuhk01 or market1501")
-    parser.add_argument("--root", required=True, help="folder holding the evaluation dataset")
-    add_dataset_options(parser)
-    parser.add_argument("--model", help="the Keras model (default: the export's source model)")
-    parser.add_argument("--validate-modes", nargs="+", help="modes to check (default: all exported)")
-    parser.add_argument("--threads", type=int, help="LiteRT interpreter threads")
-    parser.add_argument("--json", help="also write the report to this JSON file")
-
-
-def run_validation(export_dir, args):
-    """Validates `export_dir` as the parsed `args` say; prints the tables; returns the report."""
-    import keras
-
-    import keras_msreid.models  # noqa: F401
-    from keras_msreid.datasets import build_dataset
-
-    metadata = read_metadata(export_dir)
-    dataset = build_dataset(args.dataset, args.root, **dataset_options(args))
-    split = EvaluationSplit.from_dataset(dataset, tuple(metadata["image_size"]))
-    model = keras.saving.load_model(args.model, safe_mode=True) if args.model else None
-    report = validate_export(export_dir, split, model, args.validate_modes, args.threads)
-    print(format_report(report))
-    if args.json:
-        atomic_write_bytes(args.json, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
-    return report
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m export.validate", description=__doc__.split("\n")[0])
-    parser.add_argument("export_dir", help="folder written by msreid export")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        run_validation(args.export_dir, args)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"export validate: error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -55,6 +55,7 @@ def cases(f):
     model, base = str(f["model"]), f["base"]
     root = f["root"]
     ds = ["--dataset", "market1501", "--root", str(root)]
+    query = str(next((root / "query").iterdir()))
     train = ["train", *ds, "--out", str(base / "run")]
     return [
         # train: every numeric option range-checked up front, config types checked when read.
@@ -95,28 +96,29 @@ def cases(f):
         (["evaluate", model, "--dataset", "market1501", "--root", str(base / "nowhere")], ["nowhere"]),
         (["summary", str(base / "truncated.keras")], ["truncated.keras"]),
         (["export", str(base / "truncated.keras"), "--out", str(base / "export")], ["truncated.keras"]),
-        (["export", model, "--out", str(base / "export"), "--validate"], ["--calibration-root"]),
+        (["validate", str(base / "nowhere"), *ds], ["nowhere", "does not exist"]),
+        (["validate", str(root), *ds], ["no metadata.json", str(root)]),
         (["export", model, "--out", str(base / "export"), "--modes", "int8"], ["calibration images", "--calibration-root"]),
         (["export", model, "--out", str(base / "a_file"), "--modes", "float32"], ["a_file"]),
-        (["search", "--query", str(base / "corrupt.jpg"), "--store", str(base / "store"), "--model", model,
+        (["search", model, "--query", str(base / "corrupt.jpg"), "--store", str(base / "store"),
           "--gallery", str(root / "query")], ["--query", "corrupt.jpg", "decodes"]),
-        (["search", "--query", str(next((f["root"] / "query").iterdir())), "--store", str(base / "not_a_store"),
-          "--model", model, "--gallery", str(root / "query")], ["not_a_store", "holds no feature store"]),
-        (["search", "--query", str(next((f["root"] / "query").iterdir())), "--store", str(base / "store"),
-          "--model", model, "--gallery", str(base / "nowhere")], ["--gallery", "nowhere"]),
-        (["search", "--query", str(next((f["root"] / "query").iterdir())), "--store", str(base / "empty_store"),
-          "--model", model], ["no feature store", "--gallery"]),
-        (["search", "--query", str(next((f["root"] / "query").iterdir())), "--store", str(base / "store"),
-          "--model", str(base / "truncated.keras"), "--gallery", str(root / "query")], ["truncated.keras"]),
-        (["search", "--store", str(base / "empty_store"), "--model", model], ["--query", "--gallery", "--remove"]),
-        (["search", "--query", str(next((f["root"] / "query").iterdir())), "--store", str(base / "old_store"),
-          "--model", model], ["old_store", "version-1", "extract the gallery again"]),
-        (["search", "--store", str(base / "old_store"), "--model", model, "--gallery", str(root / "query")],
+        (["search", model, "--query", query, "--store", str(base / "not_a_store"), "--gallery", str(root / "query")],
+         ["not_a_store", "holds no feature store"]),
+        (["search", model, "--query", query, "--store", str(base / "store"), "--gallery", str(base / "nowhere")],
+         ["--gallery", "nowhere"]),
+        (["search", model, "--query", query, "--store", str(base / "empty_store")], ["no feature store", "--gallery"]),
+        (["search", str(base / "truncated.keras"), "--query", query, "--store", str(base / "store"),
+          "--gallery", str(root / "query")], ["truncated.keras"]),
+        (["search", model, "--store", str(base / "empty_store")], ["--query", "--gallery", "--remove"]),
+        (["search", model, "--query", query, "--store", str(base / "old_store")],
+         ["old_store", "version-1", "extract the gallery again"]),
+        (["search", model, "--store", str(base / "old_store"), "--gallery", str(root / "query")],
          ["old_store", "version-1"]),
         (["report", str(base / "not_a_store")], ["not_a_store", "no config.yaml"]),
-        (["report", "--model", model, *ds, "--out", str(base / "report"), "--compare", str(base / "bad_metrics")],
+        (["report", model, *ds, "--out", str(base / "report"), "--compare", str(base / "bad_metrics")],
          ["bad_metrics", "metrics.json", "not valid JSON"]),
-        (["report", "--model", str(base / "missing.keras"), *ds, "--out", str(base / "report")], ["missing.keras"]),
+        (["report", str(base / "missing.keras"), *ds, "--out", str(base / "report")], ["missing.keras"]),
+        (["report", model], ["a model file needs --dataset, --root, --out"]),
         (["datasets", "market1501", str(base / "nowhere")], ["nowhere"]),
         (["datasets", "market", str(root)], ["market", "market1501"]),
         (["synth", "--out", str(base / "s"), "--video", str(base / "street.gif")], ["--video", "street.gif"]),
@@ -133,7 +135,7 @@ ARGPARSE_CASES = [
     (["export", "m.keras", "--out", "o", "--modes", "int4"], "--modes"),
     (["export", "m.keras", "--out", "o", "--calibration-count", "0"], "--calibration-count"),
     (["report", "r", "--top", "-1"], "--top"),
-    (["search", "--query", "x.jpg", "--store", "s", "--model", "m.keras", "--top", "0"], "--top"),
+    (["search", "m.keras", "--query", "x.jpg", "--store", "s", "--top", "0"], "--top"),
     (["synth", "--out", "o", "--video-frames", "0"], "--video-frames"),
     (["train", "--epochs", "ten"], "--epochs"),
 ]
@@ -180,8 +182,8 @@ def test_rerun_with_options_that_cannot_resume_changes_nothing(files, tmp_path, 
 
 def test_a_corrupt_query_among_good_ones_is_reported_and_skipped(files, tmp_path, capsys, caplog):
     good = sorted(str(path) for path in (files["root"] / "query").iterdir())[:2]
-    argv = ["search", "--query", good[0], str(files["base"] / "corrupt.jpg"), good[1], "--store", str(tmp_path / "s"),
-            "--model", str(files["model"]), "--gallery", str(files["root"] / "query"), "--top", "3"]
+    argv = ["search", str(files["model"]), "--query", good[0], str(files["base"] / "corrupt.jpg"), good[1],
+            "--store", str(tmp_path / "s"), "--gallery", str(files["root"] / "query"), "--top", "3"]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "Skipping" in caplog.text and "corrupt.jpg" in caplog.text and "Traceback" not in captured.err

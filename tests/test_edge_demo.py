@@ -30,12 +30,12 @@ import tensorflow as tf
 from keras import ops
 
 from conftest import TINY_MODEL
-from edge_demo import cli
-from edge_demo.detectors import TFLiteDetector
-from edge_demo.events import FIELDS
-from edge_demo.gallery import Gallery
-from edge_demo.reid_models import ReIDModels
-from export.convert import export_model
+from keras_msreid.edge_demo import cli
+from keras_msreid.edge_demo.detectors import TFLiteDetector
+from keras_msreid.edge_demo.events import FIELDS
+from keras_msreid.edge_demo.gallery import Gallery
+from keras_msreid.edge_demo.reid_models import ReIDModels
+from keras_msreid.export.convert import export_model
 from keras_msreid.metrics.tracking import read_event_log, score_tracks
 from keras_msreid.models import MSReID
 from keras_msreid.synthetic import (camera_style, draw_person, identity_appearance, render_crop,

@@ -28,8 +28,8 @@ import pytest
 import test_edge_demo
 from test_edge_demo import IMAGE_SIZE, person_crops
 
-from edge_demo import cli
-from edge_demo.gallery import Gallery, GalleryError
+from keras_msreid.edge_demo import cli
+from keras_msreid.edge_demo.gallery import Gallery, GalleryError
 
 colour_export = test_edge_demo.colour_export  # the tiny float32 export, as a fixture of this module too
 
@@ -405,7 +405,7 @@ def test_readonly_gallery_never_writes(tmp_path):
 DRIVER = textwrap.dedent("""
     import json, os, sys, tempfile, traceback
 
-    from edge_demo import cli
+    from keras_msreid.edge_demo import cli
 
     probe = sys.argv[1]
     try:

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from edge_demo.gallery import Gallery, npz_to_features
+from keras_msreid.edge_demo.gallery import Gallery, npz_to_features
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -124,7 +124,7 @@ def test_not_a_database_is_a_clear_error(tmp_path):
 WRITER = textwrap.dedent("""
     import sys
     import numpy as np
-    from edge_demo.gallery import Gallery
+    from keras_msreid.edge_demo.gallery import Gallery
 
     gallery = Gallery(sys.argv[1], fingerprint="model-a")
     rng = np.random.default_rng(0)
@@ -189,7 +189,7 @@ def test_changes_by_another_process_are_picked_up(tmp_path):
 
 
 def test_list_rename_and_forget_commands(tmp_path, capsys):
-    from edge_demo import cli
+    from keras_msreid.edge_demo import cli
 
     path = tmp_path / "g.sqlite"
     gallery = Gallery(path)

@@ -10,15 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_demo import litert
-from edge_demo.cli import build_parser
-from edge_demo.crops import crop_person
-from edge_demo.detectors import HOGDetector, _suppress
-from edge_demo.events import FIELDS, EventLog
-from edge_demo.mjpeg import MJPEGServer
-from edge_demo.recorder import VideoRecorder
-from edge_demo.sources import FrameSource, SourceError, parse_source
-from edge_demo.stats import Stats
+from keras_msreid.edge_demo import litert
+from keras_msreid.edge_demo.cli import build_parser
+from keras_msreid.edge_demo.crops import crop_person
+from keras_msreid.edge_demo.detectors import HOGDetector, _suppress
+from keras_msreid.edge_demo.events import FIELDS, EventLog
+from keras_msreid.edge_demo.mjpeg import MJPEGServer
+from keras_msreid.edge_demo.recorder import VideoRecorder
+from keras_msreid.edge_demo.sources import FrameSource, SourceError, parse_source
+from keras_msreid.edge_demo.stats import Stats
 from keras_msreid.synthetic import draw_person, identity_appearance
 from conftest import read_frames
 

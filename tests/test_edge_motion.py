@@ -4,11 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_demo import cli
-from edge_demo.cli import PROFILES
-from edge_demo.detectors import HOG_PERSON_BOX, HOGDetector
-from edge_demo.motion import MotionRegions, merge_overlapping
-from edge_demo.tracker import iou
+from keras_msreid.edge_demo import cli
+from keras_msreid.edge_demo.cli import PROFILES
+from keras_msreid.edge_demo.detectors import HOG_PERSON_BOX, HOGDetector
+from keras_msreid.edge_demo.motion import MotionRegions, merge_overlapping
+from keras_msreid.edge_demo.tracker import iou
 from keras_msreid.synthetic import identity_appearance, write_pedestrian_video
 from conftest import read_frames
 

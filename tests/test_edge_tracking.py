@@ -7,10 +7,10 @@ to [0, 1]; the models themselves are tested in test_edge_demo.py.
 import numpy as np
 import pytest
 
-from edge_demo.gallery import Gallery
-from edge_demo.identifier import Identifier
-from edge_demo.matcher import Matcher, shortlist_identities
-from edge_demo.tracker import Tracker, iou
+from keras_msreid.edge_demo.gallery import Gallery
+from keras_msreid.edge_demo.identifier import Identifier
+from keras_msreid.edge_demo.matcher import Matcher, shortlist_identities
+from keras_msreid.edge_demo.tracker import Tracker, iou
 
 
 class DotModels:

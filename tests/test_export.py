@@ -1,7 +1,7 @@
 """TFLite export of a tiny MSReID trained for a few steps on a tiny synthetic set.
 
-One module-scoped export (all four modes, through `msreid export --validate`)
-serves most tests; the failure tests patch the converter or the writer.
+One module-scoped export (all four modes, through `msreid export`, then
+`msreid validate`) serves most tests; the failure tests patch the converter or the writer.
 """
 
 import contextlib
@@ -16,13 +16,13 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY_MODEL
-import export.convert
+import keras_msreid.export.convert
 from keras_msreid.utils.atomic import atomic_write_bytes
 from keras_msreid.utils.file_hash import sha256_of_file
-from export.convert import MODES, convert_keras_model, export_model
-from export.op_check import UnsupportedOpsError, list_ops
-from edge_demo.litert import TFLiteModel, dequantize
-from edge_demo.reid_models import ReIDModels, read_metadata
+from keras_msreid.export.convert import MODES, convert_keras_model, export_model
+from keras_msreid.export.op_check import UnsupportedOpsError, list_ops
+from keras_msreid.edge_demo.litert import TFLiteModel, dequantize
+from keras_msreid.edge_demo.reid_models import ReIDModels, read_metadata
 from keras_msreid.cli import main as msreid_main
 from keras_msreid.data import make_train_dataset
 from keras_msreid.datasets import build_dataset
@@ -66,8 +66,11 @@ def exported(model_path, dataset_root, tmp_path_factory):
         code = msreid_main([
             "export", str(model_path), "--out", str(out), "--modes", *MODES,
             "--calibration-root", str(dataset_root), "--calibration-dataset", "market1501",
-            "--calibration-count", "24", "--threshold-pairs", "200", "--validate", "--json", str(report),
+            "--calibration-count", "24", "--threshold-pairs", "200",
         ])
+        assert code == 0, printed.getvalue()
+        code = msreid_main(["validate", str(out), "--dataset", "market1501", "--root", str(dataset_root),
+                            "--json", str(report)])
     assert code == 0, printed.getvalue()
     return {"dir": out, "report": json.loads(report.read_text()), "printed": printed.getvalue()}
 
@@ -84,7 +87,7 @@ def keras_model(model_path):
 
 @pytest.fixture(scope="module")
 def test_images(dataset_root):
-    from export.images import load_images
+    from keras_msreid.export.images import load_images
 
     dataset = build_dataset("market1501", dataset_root)
     return load_images(dataset.query[:6], IMAGE_SIZE)
@@ -194,7 +197,7 @@ def test_int8_outputs_are_close_to_float(exported, keras_model, test_images):
 def test_int8_keeps_the_stn_weights_and_the_heads_in_float(exported):
     from ai_edge_litert.interpreter import Interpreter
 
-    from export.float_ops import pooled_head_nodes, stn_interpolation_nodes
+    from keras_msreid.export.float_ops import pooled_head_nodes, stn_interpolation_nodes
 
     for role, find, part in (
         ("extractor", stn_interpolation_nodes, "spatial_transformer"),
@@ -235,6 +238,18 @@ def test_validation_report_compares_every_mode_with_keras(exported):
         assert 0.0 <= entry["balanced_accuracy"] <= 1.0
     for line in ("keras", "float16", "dynamic", "int8", "low_map"):
         assert line in exported["printed"]
+
+
+def test_validate_checks_the_modes_asked_against_the_reference_given(exported, model_path, dataset_root, tmp_path,
+                                                                      capsys):
+    report = tmp_path / "int8.json"
+    assert msreid_main(["validate", str(exported["dir"]), "--dataset", "market1501", "--root", str(dataset_root),
+                        "--modes", "int8", "--reference", str(model_path), "--json", str(report)]) == 0
+    int8 = json.loads(report.read_text())
+    assert list(int8["modes"]) == ["int8"]
+    # The same export, the same reference and the same split give the same figures as validating every mode.
+    assert int8["modes"]["int8"] == exported["report"]["modes"]["int8"]
+    assert int8["keras"] == exported["report"]["keras"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -311,7 +326,7 @@ def test_a_failed_conversion_leaves_the_old_export_untouched(exported, keras_mod
     out = tmp_path / "out"
     shutil.copytree(exported["dir"], out)
     before = _snapshot(out)
-    real_converter = export.convert._converter
+    real_converter = keras_msreid.export.convert._converter
 
     def failing_converter(saved_model_dir, mode, *args):
         converter = real_converter(saved_model_dir, mode, *args)
@@ -319,7 +334,7 @@ def test_a_failed_conversion_leaves_the_old_export_untouched(exported, keras_mod
             converter.convert = lambda: (_ for _ in ()).throw(RuntimeError("simulated converter crash"))
         return converter
 
-    monkeypatch.setattr(export.convert, "_converter", failing_converter)
+    monkeypatch.setattr(keras_msreid.export.convert, "_converter", failing_converter)
     with pytest.raises(RuntimeError, match="simulated converter crash"):
         export_model(keras_model, out, modes=["float16"])
     assert _snapshot(out) == before
@@ -328,7 +343,7 @@ def test_a_failed_conversion_leaves_the_old_export_untouched(exported, keras_mod
 def _float32_only(exported, monkeypatch, source_mode="float32"):
     """Skips the (slow) conversion: the float32 "conversion" hands back the fixture's `source_mode` files."""
     monkeypatch.setattr(
-        export.convert,
+        keras_msreid.export.convert,
         "convert_keras_model",
         lambda model, modes, *args, what, **kwargs: {"float32": model_file(exported["dir"], what, source_mode).read_bytes()},
     )
@@ -341,7 +356,7 @@ def test_a_failed_write_leaves_the_old_export_usable(exported, keras_model, tmp_
     # New bytes for every file (the float16 models stand in for a retrained model's float32 ones).
     _float32_only(exported, monkeypatch, source_mode="float16")
     written = []
-    real_write = export.convert.atomic_write_bytes
+    real_write = keras_msreid.export.convert.atomic_write_bytes
 
     def write_then_fail(path, data):
         if written:
@@ -349,7 +364,7 @@ def test_a_failed_write_leaves_the_old_export_usable(exported, keras_model, tmp_
         real_write(path, data)
         written.append(path.name)
 
-    monkeypatch.setattr(export.convert, "atomic_write_bytes", write_then_fail)
+    monkeypatch.setattr(keras_msreid.export.convert, "atomic_write_bytes", write_then_fail)
     with pytest.raises(OSError, match="simulated disk full"):
         export_model(keras_model, out, modes=["float32"])
     # The old metadata and every file it names are untouched: the old export still loads and verifies.
@@ -360,7 +375,8 @@ def test_a_failed_write_leaves_the_old_export_usable(exported, keras_model, tmp_
     assert not [name for name in os.listdir(out) if ".partial" in name]
 
 
-def test_a_new_export_replaces_only_the_files_the_old_one_named(exported, keras_model, tmp_path, monkeypatch):
+def test_a_new_export_replaces_only_the_files_the_old_one_named(exported, keras_model, tmp_path, monkeypatch,
+                                                                 capsys):
     out = tmp_path / "out"
     shutil.copytree(exported["dir"], out)
     old_files = {entry["file"] for models in read_metadata(out)["models"].values() for entry in models.values()}
@@ -371,6 +387,9 @@ def test_a_new_export_replaces_only_the_files_the_old_one_named(exported, keras_
     assert sorted(os.listdir(out)) == sorted(new_files | {"metadata.json", "README.txt"})
     assert new_files <= old_files  # the same float32 bytes keep their content-hashed names
     ReIDModels.load(out, "float32")
+    # Validating a mode the export no longer holds names what it does hold, before any work.
+    assert msreid_main(["validate", str(out), "--dataset", "market1501", "--root", "unused", "--modes", "int8"]) == 2
+    assert f"{out} has no int8 export (it has float32)" in capsys.readouterr().err
 
 
 def test_a_foreign_metadata_file_is_refused_before_writing(keras_model, exported, tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 
-from edge_demo.litert import dequantize, quantize
+from keras_msreid.edge_demo.litert import dequantize, quantize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

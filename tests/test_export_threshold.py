@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from export.threshold import balanced_accuracy, best_threshold, sample_pairs
+from keras_msreid.export.threshold import balanced_accuracy, best_threshold, sample_pairs
 
 
 def brute_force_best(scores, is_same):

@@ -57,8 +57,8 @@ def test_report_of_a_run_compared_with_another(run_dir, tmp_path, capsys):
 def test_report_errors_name_what_is_missing(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert f"{tmp_path} is not a run folder of msreid train (no config.yaml)" in capsys.readouterr().err
-    assert main(["report", "--model", str(tmp_path / "m.keras")]) == 2
-    assert "give RUN_DIR or --dataset, --root, --out" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "m.keras")]) == 2
+    assert "a model file needs --dataset, --root, --out (a run folder gives them)" in capsys.readouterr().err
 
 
 def test_search_builds_the_store_then_refuses_another_model(run_dir, tmp_path, capsys):
@@ -66,8 +66,8 @@ def test_search_builds_the_store_then_refuses_another_model(run_dir, tmp_path, c
     config = TrainConfig.load(run_dir / "config.yaml")
     dataset = build_dataset("market1501", config.root)
     store = tmp_path / "store"
-    arguments = ["search", "--query", dataset.query[0].path, "--store", str(store), "--model",
-                 str(run_dir / "model.keras"), "--top", "4"]
+    arguments = ["search", str(run_dir / "model.keras"), "--query", dataset.query[0].path, "--store", str(store),
+                 "--top", "4"]
     assert main(arguments + ["--dataset", "market1501", "--root", config.root]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"query {dataset.query[0].path}" and len(lines) == 2 + 4
@@ -83,15 +83,15 @@ def test_search_builds_the_store_then_refuses_another_model(run_dir, tmp_path, c
         np.testing.assert_allclose(saved.features[name], kept, atol=2e-3, err_msg=name)
 
     # Without --query the store is only maintained: an image removed, then added back by the sync.
-    assert main(["search", "--store", str(store), "--model", str(run_dir / "model.keras"),
+    assert main(["search", str(run_dir / "model.keras"), "--store", str(store),
                  "--remove", dataset.gallery[0].path]) == 0
     assert f"{len(dataset.gallery) - 1} images" in capsys.readouterr().out
-    assert main(["search", "--store", str(store), "--model", str(run_dir / "model.keras"),
+    assert main(["search", str(run_dir / "model.keras"), "--store", str(store),
                  "--dataset", "market1501", "--root", config.root]) == 0
     assert f"{len(dataset.gallery)} images" in capsys.readouterr().out
     assert sorted(FeatureStore.load(store).paths) == sorted(record.path for record in dataset.gallery)
 
     other = tmp_path / "other.keras"
     other.write_bytes((run_dir / "model.keras").read_bytes() + b"\0")
-    assert main(["search", "--query", dataset.query[0].path, "--store", str(store), "--model", str(other)]) == 2
+    assert main(["search", str(other), "--query", dataset.query[0].path, "--store", str(store)]) == 2
     assert "was extracted with another model" in capsys.readouterr().err

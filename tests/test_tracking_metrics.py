@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from edge_demo.tracker import iou
+from keras_msreid.edge_demo.tracker import iou
 from keras_msreid.errors import UserError
 from keras_msreid.metrics.tracking import (iou_distances, read_event_log, read_mot_file, score_tracks,
                                            write_mot_file)

@@ -26,11 +26,12 @@ COMMANDS = {
     "datasets": "datasets",
     "synth": "synth",
     "export": "export",
+    "validate": "validate",
     "search": "search",
     "report": "report",
 }
 # The commands that load TensorFlow (the others stay fast and TensorFlow-free).
-TENSORFLOW_COMMANDS = ("train", "evaluate", "summary", "export", "search", "report")
+TENSORFLOW_COMMANDS = ("train", "evaluate", "summary", "export", "validate", "search", "report")
 
 
 def _build_parser():

@@ -2,18 +2,20 @@
 
 Calibration (int8 ranges) uses `--calibration-count` images of the calibration
 dataset's training split; the match threshold uses whole identities of its query
-and gallery (held-out people). `--validate` then compares every mode with the
-Keras model on that query / gallery split (see export/README.md).
+and gallery (held-out people). `msreid validate` then compares every mode with
+the Keras model on a query / gallery split (see export/README.md).
 
 Example:
 
 ```bash
 msreid export model.keras --out exported --modes float32 float16 dynamic int8 --input-type uint8 \\
-    --calibration-root /data/cuhk01 --calibration-dataset cuhk01 --calibration-count 200 --validate
+    --calibration-root /data/cuhk01 --calibration-dataset cuhk01 --calibration-count 200
+msreid validate exported --dataset cuhk01 --root /data/cuhk01
 ```
 """
 
 from keras_msreid.cli.arguments import add_dataset_options, at_least, dataset_options
+from keras_msreid.edge_demo.reid_models import MODES
 from keras_msreid.errors import UserError
 
 HELP = "Export a trained model to TFLite (float32, float16, dynamic, int8) with metadata."
@@ -23,8 +25,7 @@ def add_arguments(parser):
     parser.add_argument("model", help="a .keras file written by msreid train")
     parser.add_argument("--out", required=True, help="folder for the .tflite files and metadata.json")
     parser.add_argument(
-        "--modes", nargs="+", default=["float32", "float16", "dynamic", "int8"],
-        choices=("float32", "float16", "dynamic", "int8"),
+        "--modes", nargs="+", default=list(MODES), choices=MODES,
         help="float32, float16, dynamic and/or int8 (default: all)",
     )
     parser.add_argument("--input-type", default="uint8", choices=("uint8", "int8"), help="int8 image input dtype")
@@ -38,22 +39,16 @@ def add_arguments(parser):
     parser.add_argument("--threshold-pairs", type=at_least(2), default=2000, help="pairs (half same-person) for the threshold")
     add_dataset_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seeds the image and pair sampling")
-    parser.add_argument("--validate", action="store_true", help="then validate every mode on the query/gallery split")
-    parser.add_argument("--threads", type=at_least(1), help="--validate: LiteRT interpreter threads")
-    parser.add_argument("--json", help="--validate: also write the report to this JSON file")
 
 
 def run(args):
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    from export.convert import export_model
-    from export.images import calibration_set, identity_set
+    from keras_msreid.export.convert import export_model
+    from keras_msreid.export.images import calibration_set, identity_set
 
-    if args.validate and not args.calibration_root:
-        raise UserError("--validate needs --calibration-root: it evaluates that dataset's query/gallery")
     calibration = {}
-    dataset = None
     if args.calibration_root:
         from keras_msreid.datasets import build_dataset
 
@@ -78,18 +73,6 @@ def run(args):
         for role, entry in models.items():
             print(f"{args.out}/{entry['file']}: {entry['bytes'] / 1e6:.2f} MB")
     print(f"match threshold {metadata['match_threshold']:.4f} ({metadata['match_threshold_calibration']['method']})")
-    if args.validate:
-        from export.validate import EvaluationSplit, format_report, validate_export
-
-        split = EvaluationSplit.from_dataset(dataset, tuple(metadata["image_size"]))
-        report = validate_export(args.out, split, num_threads=args.threads)
-        print(format_report(report))
-        if args.json:
-            import json
-
-            from keras_msreid.utils.atomic import atomic_write_bytes
-
-            atomic_write_bytes(args.json, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return 0
 
 

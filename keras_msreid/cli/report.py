@@ -5,7 +5,7 @@ Example:
 ```bash
 msreid report runs/cuhk01                        # model, dataset and protocol from the run folder
 msreid report runs/a --compare runs/b runs/c     # CMC curves of several runs in one plot
-msreid report --model m.keras --dataset market1501 --root data/Market-1501 --out report/
+msreid report m.keras --dataset market1501 --root data/Market-1501 --out report/
 ```
 """
 
@@ -20,13 +20,13 @@ HELP = "Write a report (ranked lists, CMC plot, STN attention boxes, metrics.jso
 
 
 def add_arguments(parser):
-    parser.add_argument("run_dir", nargs="?", help="a run folder of msreid train (config.yaml, model.keras)")
-    parser.add_argument("--model", help="a .keras model (instead of RUN_DIR)")
-    parser.add_argument("--dataset", help="dataset name (instead of RUN_DIR's)")
+    parser.add_argument("model", metavar="RUN_OR_MODEL",
+                        help="a run folder of msreid train (its model.keras, dataset and protocol) or a .keras model")
+    parser.add_argument("--dataset", help="dataset name (instead of the run folder's)")
     parser.add_argument("--root", help="dataset root folder")
-    add_protocol_option(parser, first_default="RUN_DIR's if its config sets one, else ")
+    add_protocol_option(parser, first_default="the run folder's if its config sets one, else ")
     add_dataset_options(parser)
-    parser.add_argument("--out", help="report folder (default RUN_DIR/report)")
+    parser.add_argument("--out", help="report folder (default RUN_FOLDER/report)")
     parser.add_argument("--compare", nargs="*", default=[], help="other run folders whose metrics.json CMC to plot too")
     add_ranking_options(parser)
     parser.add_argument("--queries", type=at_least(1), default=8, help="queries in the ranked-list picture (default 8)")
@@ -56,28 +56,26 @@ def run(args):
 
 
 def _resolve(args):
-    """Model, dataset, protocol and output folder from RUN_DIR and/or the flags (flags win)."""
+    """Model, dataset, protocol and output folder from the run folder and/or the flags (flags win)."""
     options = dataset_options(args)
     source = {"model": args.model, "dataset": args.dataset, "root": args.root, "protocol": args.protocol,
-              "options": options, "out": args.out, "label": pathlib.Path(args.model or "model").stem}
-    if args.run_dir:
+              "options": options, "out": args.out, "label": pathlib.Path(args.model).stem}
+    run = pathlib.Path(args.model)
+    if run.is_dir():
         from keras_msreid.training.config import TrainConfig
 
-        run = pathlib.Path(args.run_dir)
         if not (run / "config.yaml").is_file():
-            raise FileNotFoundError(f"{run} is not a run folder of msreid train (no config.yaml)")
+            raise UserError(f"{run} is not a run folder of msreid train (no config.yaml)")
         config = TrainConfig.load(run / "config.yaml")
         source.update(
-            model=args.model or str(run / "model.keras"), dataset=args.dataset or config.dataset,
+            model=str(run / "model.keras"), dataset=args.dataset or config.dataset,
             root=args.root or config.root, protocol=args.protocol or config.protocol,
             options={**config.dataset_options, **options}, out=args.out or str(run / "report"), label=run.name,
         )
-    missing = [flag for flag, key in (("--model", "model"), ("--dataset", "dataset"), ("--root", "root"),
-                                      ("--out", "out")) if not source[key]]
+    missing = [flag for flag, key in (("--dataset", "dataset"), ("--root", "root"), ("--out", "out"))
+               if not source[key]]
     if missing:
-        raise UserError(f"give RUN_DIR or {', '.join(missing)}")
-    if not pathlib.Path(source["model"]).is_file():
-        raise FileNotFoundError(f"no model file {source['model']}")
+        raise UserError(f"a model file needs {', '.join(missing)} (a run folder gives them)")
     return source
 
 

@@ -4,14 +4,14 @@ Example:
 
 ```bash
 # First call: extract the gallery into a store (resumes if killed, reused afterwards).
-msreid search --query person.jpg --store stores/market --model run/model.keras \
+msreid search run/model.keras --query person.jpg --store stores/market \
     --dataset market1501 --root data/Market-1501
 # Later calls only read the store.
-msreid search --query person.jpg --store stores/market --model run/model.keras --top 10
+msreid search run/model.keras --query person.jpg --store stores/market --top 10
 # A folder gallery grows in place: only images new to the folder are extracted.
-msreid search --query person.jpg --store stores/cam1 --model run/model.keras --gallery cam1/
+msreid search run/model.keras --query person.jpg --store stores/cam1 --gallery cam1/
 # Take images out of the store (no query needed to maintain it).
-msreid search --store stores/cam1 --model run/model.keras --remove cam1/old.jpg
+msreid search run/model.keras --store stores/cam1 --remove cam1/old.jpg
 ```
 """
 
@@ -25,9 +25,9 @@ HELP = "Rank the images of a feature store for query images (top-n with scores).
 
 
 def add_arguments(parser):
+    parser.add_argument("model", help="the .keras model the store was (or is to be) extracted with")
     parser.add_argument("--query", nargs="+", help="query image file(s); without, only the store is built or updated")
     parser.add_argument("--store", required=True, help="feature store folder")
-    parser.add_argument("--model", required=True, help="the .keras model the store was (or is to be) extracted with")
     parser.add_argument("--top", type=at_least(1), default=10, help="results printed per query (default 10)")
     add_ranking_options(parser, choose_ranking=False)
     source = parser.add_argument_group(

@@ -14,3 +14,18 @@ def test_a_command_prints_no_tensorflow_start_up_lines():
     assert done.returncode == 0, done.stderr
     assert "multiply-adds per image" in done.stdout
     assert done.stderr.strip() == ""
+
+
+def test_what_tensorflow_printed_is_shown_when_its_import_fails(tmp_path):
+    # A stand-in TensorFlow that writes to file descriptor 2, as the native library does, then fails.
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import os\nos.write(2, b'native line before the failure\\n')\nraise ImportError('no libtensorflow here')\n")
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path)] + [p for p in [env.get("PYTHONPATH")] if p])
+    done = subprocess.run([sys.executable, "-m", "keras_msreid.cli", "summary"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode != 0
+    assert done.stderr.count("native line before the failure") == 1
+    assert "no libtensorflow here" in done.stderr

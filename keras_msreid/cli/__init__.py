@@ -76,18 +76,18 @@ def _import_tensorflow_quietly():
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
+        imported = False
         try:
             import tensorflow as tf
 
             tf.config.list_physical_devices()
-        except BaseException:
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.write(held.read().decode(errors="replace"))
-            raise
+            imported = True
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+            if not imported:  # what TensorFlow said is then the user's only clue
+                held.seek(0)
+                sys.stderr.write(held.read().decode(errors="replace"))
 
 
 def report_error(prog, error):

@@ -110,14 +110,41 @@ def make_train_dataset(
             )
         records, decoded = _decode_all(records, image_size, num_parallel_calls)
     sampler = PKSampler([record.pid for record in records], p, k, seed)
-    batch_size = sampler.batch_size
-    paths = tf.constant([str(record.path) for record in records])
     labels = tf.constant([record.pid for record in records], tf.int32)
+    batches = _pk_batches(sampler, start_batch)
+    if cache_decoded:
+        batches = batches.map(
+            lambda step, indices: (step, tf.gather(decoded, indices), tf.gather(labels, indices))
+        )
+    else:
+        batches = _decoded_from_files(batches, records, labels, image_size, sampler.batch_size,
+                                      num_parallel_calls, deterministic)
+
+    def augment_step(step, images, batch_labels):
+        if augment is None:
+            return tf.cast(images, tf.float32), batch_labels
+        step_seed = tf.stack([tf.cast(seed, tf.int64), step])
+        return augment_batch(images, step_seed, augment), batch_labels
+
+    return batches.map(
+        augment_step, num_parallel_calls=num_parallel_calls, deterministic=deterministic
+    ).prefetch(AUTOTUNE)
+
+
+def _pk_batches(sampler, start_batch):
+    """Endless `(step, indices (batch_size,))` of the sampler's epochs, from batch `start_batch` on."""
 
     def epoch_batches(epoch_index):
         indices = tf.numpy_function(sampler.epoch, [epoch_index], tf.int64, stateful=False)
-        indices = tf.ensure_shape(indices, [sampler.batches_per_epoch, batch_size])
+        indices = tf.ensure_shape(indices, [sampler.batches_per_epoch, sampler.batch_size])
         return tf.data.Dataset.from_tensor_slices(indices)
+
+    return tf.data.Dataset.counter().flat_map(epoch_batches).enumerate().skip(start_batch)
+
+
+def _decoded_from_files(batches, records, labels, image_size, batch_size, num_parallel_calls, deterministic):
+    """`(step, uint8 images, labels)` per batch, decoded from the files; a corrupt image is refilled."""
+    paths = tf.constant([str(record.path) for record in records])
 
     def decode_batch(step, indices):
         # One inner dataset per PK batch, so that dropping a corrupt image cannot
@@ -132,27 +159,12 @@ def make_train_dataset(
             lambda images, got: (step, *_refill(images, got, indices, labels, paths))
         )
 
-    def augment_step(step, images, batch_labels):
-        if augment is None:
-            return tf.cast(images, tf.float32), batch_labels
-        step_seed = tf.stack([tf.cast(seed, tf.int64), step])
-        return augment_batch(images, step_seed, augment), batch_labels
-
-    batches = tf.data.Dataset.counter().flat_map(epoch_batches).enumerate().skip(start_batch)
-    if cache_decoded:
-        batches = batches.map(
-            lambda step, indices: (step, tf.gather(decoded, indices), tf.gather(labels, indices))
-        )
-    else:
-        batches = batches.interleave(
-            decode_batch,
-            cycle_length=None if num_parallel_calls == AUTOTUNE else num_parallel_calls,
-            num_parallel_calls=num_parallel_calls,
-            deterministic=deterministic,
-        )
-    return batches.map(
-        augment_step, num_parallel_calls=num_parallel_calls, deterministic=deterministic
-    ).prefetch(AUTOTUNE)
+    return batches.interleave(
+        decode_batch,
+        cycle_length=None if num_parallel_calls == AUTOTUNE else num_parallel_calls,
+        num_parallel_calls=num_parallel_calls,
+        deterministic=deterministic,
+    )
 
 
 def _decode_all(records, image_size, num_parallel_calls):

@@ -128,16 +128,7 @@ def evaluate_ranking(
     gallery_pids = _check_ids(gallery_pids, "gallery_pids", distmat.shape, axis=1)
     query_camids = _check_ids(query_camids, "query_camids", distmat.shape, axis=0)
     gallery_camids = _check_ids(gallery_camids, "gallery_camids", distmat.shape, axis=1)
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    if protocol == "cuhk01":
-        shared = np.intersect1d(query_camids, gallery_camids)
-        if shared.size:
-            raise ValueError(
-                "protocol 'cuhk01' compares camera-A queries with a camera-B gallery, "
-                f"but cameras {shared.tolist()} appear in both query_camids and "
-                "gallery_camids"
-            )
+    _check_protocol(protocol, query_camids, gallery_camids)
     _check_positive_int(max_rank, "max_rank")
     _check_positive_int(repeats, "repeats")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -154,24 +145,27 @@ def evaluate_ranking(
         rows = slice(start, start + query_block_size)
         block = distmat[rows]
         order = stable_argsort_rows(-block if higher_is_better else block)  # best first
+        queries = (order, query_pids[rows], query_camids[rows], gallery_pids, gallery_camids)
         if protocol == "cuhk03_sgs":
-            _add_single_gallery_shot(
-                totals,
-                order,
-                query_pids[rows],
-                query_camids[rows],
-                gallery_pids,
-                gallery_camids,
-                generators,
-                groups,
-            )
+            _add_single_gallery_shot(totals, *queries, generators, groups)
         else:
-            first, ap, inp, skipped = _all_gallery_scores(
-                order, query_pids[rows], query_camids[rows], gallery_pids, gallery_camids
-            )
+            first, ap, inp, skipped = _all_gallery_scores(*queries)
             totals.add(first, ap, inp, weight=1.0)
             totals.num_skipped += skipped
     return totals.result(num_query)
+
+
+def _check_protocol(protocol, query_camids, gallery_camids):
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if protocol == "cuhk01":
+        shared = np.intersect1d(query_camids, gallery_camids)
+        if shared.size:
+            raise ValueError(
+                "protocol 'cuhk01' compares camera-A queries with a camera-B gallery, "
+                f"but cameras {shared.tolist()} appear in both query_camids and "
+                "gallery_camids"
+            )
 
 
 class _Totals:

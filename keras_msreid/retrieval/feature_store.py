@@ -281,46 +281,9 @@ def _write_segment(directory, items, extract, model_sha256, image_size, codecs, 
         "paths_sha256": hashlib.sha256("\n".join(paths).encode()).hexdigest(),
         "append_to": None if base is None else base["segments"][-1]["data"] if base["segments"] else "",
     }
-    partial = _read_json(directory / PARTIAL_NAME)
-    resumable = (
-        partial is not None
-        and all(partial.get(key) == value for key, value in identity.items())
-        and (directory / partial["data"]).is_dir()
-    )
-    if not resumable:
-        if partial is not None:
-            _remove_data_folder(directory, partial, _codecs_of(partial))  # an abandoned extraction: ours to drop
-        partial = dict(identity, data=_new_name(directory, "data-"), done=0)
-        # Recorded before it exists, so that whatever a kill leaves behind is known to be ours.
-        atomic_write_text(directory / PARTIAL_NAME, json.dumps(partial))
+    partial = _resumed_or_new_partial(directory, identity)
+    arrays = _extract_into(directory, partial, items, extract, codecs, chunk_size, progress)
     data_dir = directory / partial["data"]
-    data_dir.mkdir(exist_ok=True)
-    mode = "r+" if partial["done"] else "w+"  # dtype and shape only shape a new file
-    arrays = {
-        (name, array_name): np.lib.format.open_memmap(data_dir / f"{name}.{array_name}.npy", mode=mode, dtype=dtype,
-                                                       shape=(len(paths), *shape))
-        for name, codec in codecs.items() for array_name, (shape, dtype) in codec.array_specs().items()
-    }
-    meter = Progress(len(paths), "extracting features", enabled=progress)
-    meter.done = written = partial["done"]
-    for batch in (extract(items[written:]) if written < len(paths) else ()):
-        size = _batch_size(batch, codecs)
-        if written + size > len(paths):
-            raise ValueError(f"the extractor gave more than the {len(paths)} images asked for")
-        for name, codec in codecs.items():
-            for array_name, value in codec.encode(batch[name]).items():
-                arrays[name, array_name][written : written + size] = value
-        written += size
-        meter.update(size)
-        if written - partial["done"] >= chunk_size or written == len(paths):
-            for array in arrays.values():
-                array.flush()
-            partial["done"] = written
-            atomic_write_text(directory / PARTIAL_NAME, json.dumps(partial))
-    meter.close()
-    if written != len(paths):
-        raise ValueError(f"the extractor stopped after {written} of the {len(paths)} images asked for")
-
     first_id = 0 if base is None else base["next_id"]
     images = {"ids": list(range(first_id, first_id + len(paths))), "paths": paths, "pids": pids, "camids": camids}
     atomic_write_text(data_dir / IMAGES_NAME, json.dumps(images))
@@ -351,6 +314,60 @@ def _write_segment(directory, items, extract, model_sha256, image_size, codecs, 
             for segment in committed["segments"]:
                 _remove_data_folder(directory, segment, _codecs_of(committed))
     return FeatureStore.load(directory)
+
+
+def _resumed_or_new_partial(directory, identity):
+    """The partial-extraction record to continue: a killed run's for the same `identity`, or a new one."""
+    partial = _read_json(directory / PARTIAL_NAME)
+    resumable = (
+        partial is not None
+        and all(partial.get(key) == value for key, value in identity.items())
+        and (directory / partial["data"]).is_dir()
+    )
+    if not resumable:
+        if partial is not None:
+            _remove_data_folder(directory, partial, _codecs_of(partial))  # an abandoned extraction: ours to drop
+        partial = dict(identity, data=_new_name(directory, "data-"), done=0)
+        # Recorded before it exists, so that whatever a kill leaves behind is known to be ours.
+        atomic_write_text(directory / PARTIAL_NAME, json.dumps(partial))
+    return partial
+
+
+def _extract_into(directory, partial, items, extract, codecs, chunk_size, progress):
+    """Extracts the images `partial` has not done yet into its data folder's arrays; returns the arrays.
+
+    Every `chunk_size` images the arrays are flushed and `partial["done"]` recorded, so a
+    killed extraction resumes from the last record.
+    """
+    count = partial["count"]
+    data_dir = directory / partial["data"]
+    data_dir.mkdir(exist_ok=True)
+    mode = "r+" if partial["done"] else "w+"  # dtype and shape only shape a new file
+    arrays = {
+        (name, array_name): np.lib.format.open_memmap(data_dir / f"{name}.{array_name}.npy", mode=mode, dtype=dtype,
+                                                       shape=(count, *shape))
+        for name, codec in codecs.items() for array_name, (shape, dtype) in codec.array_specs().items()
+    }
+    meter = Progress(count, "extracting features", enabled=progress)
+    meter.done = written = partial["done"]
+    for batch in (extract(items[written:]) if written < count else ()):
+        size = _batch_size(batch, codecs)
+        if written + size > count:
+            raise ValueError(f"the extractor gave more than the {count} images asked for")
+        for name, codec in codecs.items():
+            for array_name, value in codec.encode(batch[name]).items():
+                arrays[name, array_name][written : written + size] = value
+        written += size
+        meter.update(size)
+        if written - partial["done"] >= chunk_size or written == count:
+            for array in arrays.values():
+                array.flush()
+            partial["done"] = written
+            atomic_write_text(directory / PARTIAL_NAME, json.dumps(partial))
+    meter.close()
+    if written != count:
+        raise ValueError(f"the extractor stopped after {written} of the {count} images asked for")
+    return arrays
 
 
 def _extended_index(directory, base, embeddings, backend):

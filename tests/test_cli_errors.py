@@ -95,6 +95,8 @@ def cases(f):
         (["evaluate", str(base), *ds], ["is a folder"]),
         (["evaluate", model, "--dataset", "market1501", "--root", str(base / "nowhere")], ["nowhere"]),
         (["summary", str(base / "truncated.keras")], ["truncated.keras"]),
+        (["summary", "--parts", "0"], ["--parts", "parts must be an integer >= 1"]),
+        (["summary", model, "--no-stn"], ["--no-stn", "give MODEL or the flags, not both"]),
         (["export", str(base / "truncated.keras"), "--out", str(base / "export")], ["truncated.keras"]),
         (["validate", str(base / "nowhere"), *ds], ["nowhere", "does not exist"]),
         (["validate", str(root), *ds], ["no metadata.json", str(root)]),

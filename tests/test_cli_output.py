@@ -29,3 +29,17 @@ def test_what_tensorflow_printed_is_shown_when_its_import_fails(tmp_path):
     assert done.returncode != 0
     assert done.stderr.count("native line before the failure") == 1
     assert "no libtensorflow here" in done.stderr
+
+
+def test_summary_builds_the_model_its_flags_describe(capsys):
+    from keras_msreid.cli import main
+
+    def per_pair(*flags):
+        assert main(["summary", *flags]) == 0
+        lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("multiply-adds per pair")]
+        return float(lines[0].split()[-2]) if lines else None
+
+    default, three_levels = per_pair(), per_pair("--levels", "low", "mid", "high")
+    assert default is not None and three_levels > 2 * default
+    assert per_pair("--levels") is None  # embedding only: nothing is scored per pair
+    assert per_pair("--no-stn") == default  # the STN is per image: the pair work is the same

@@ -84,6 +84,27 @@ def add_ranking_options(parser, choose_ranking=True):
     return group
 
 
+# The flags that set one option of the model (`MSReID.from_options`) each: option -> flag.
+MODEL_FLAGS = {"backbone": "--backbone", "levels": "--levels", "parts": "--parts", "use_stn": "--no-stn"}
+
+
+def add_model_options(parser, title="model options"):
+    """Adds `MODEL_FLAGS`, with one name and meaning in every command that builds a model."""
+    group = parser.add_argument_group(title)
+    group.add_argument("--backbone", help="msreid (default), or a keras.applications peer: MobileNetV2, MobileNetV3Small")
+    group.add_argument("--levels", nargs="*",
+                       help="similarity levels, e.g. low mid high (default high; none: embedding only)")
+    group.add_argument("--parts", type=int, help="STN patches per level")
+    group.add_argument("--no-stn", dest="use_stn", action="store_const", const=False,
+                       help="fixed centre patches instead of learned attention")
+    return group
+
+
+def model_options(args):
+    """The `MSReID.from_options` keywords of the model flags given on the command line."""
+    return {key: getattr(args, key) for key in MODEL_FLAGS if getattr(args, key, None) is not None}
+
+
 def dataset_options(args):
     """The `build_dataset` keywords of the dataset options given on the command line."""
     return {key: getattr(args, key) for key in DATASET_OPTIONS if getattr(args, key, None) is not None}

@@ -3,7 +3,8 @@
 import dataclasses
 import logging
 
-from keras_msreid.cli.arguments import PROTOCOL_HELP, add_dataset_options, dataset_options
+from keras_msreid.cli.arguments import (MODEL_FLAGS, PROTOCOL_HELP, add_dataset_options, add_model_options,
+                                        dataset_options, model_options)
 
 HELP = "Train an MSReID model with model.fit; run again to resume after a kill."
 
@@ -18,14 +19,7 @@ def add_arguments(parser):
     _add(parser, "--learning-rate", type=float, dest="learning_rate")
     _add(parser, "--p", type=int, help="identities per batch")
     _add(parser, "--k", type=int, help="images per identity in a batch")
-    model = parser.add_argument_group("model options (set model: in --config for the others)")
-    _add_model_option(model, "--backbone",
-                      help="msreid (default), or a keras.applications peer: MobileNetV2, MobileNetV3Small")
-    _add_model_option(model, "--levels", nargs="*",
-                      help="similarity levels, e.g. low mid high (default high; none: embedding only)")
-    _add_model_option(model, "--parts", type=int, help="STN patches per level")
-    _add_model_option(model, "--no-stn", dest="use_stn", action="store_const", const=False,
-                      help="fixed centre patches instead of learned attention")
+    add_model_options(parser, "model options (set model: in --config for the others)")
     _add(parser, "--image-size", type=int, nargs=2, dest="image_size", metavar=("H", "W"))
     _add(parser, "--eval-every", type=int, dest="eval_every", help="evaluate every N epochs")
     # Checked by TrainConfig, so that the flag and a --config file get one message.
@@ -48,7 +42,7 @@ def config_from_args(args):
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
     given = {key: value for key, value in vars(args).items() if value is not None}
     overrides = {key: value for key, value in given.items() if key in fields}
-    model_overrides = {key: value for key, value in given.items() if key in _MODEL_FLAGS}
+    model_overrides = model_options(args)
     try:
         config = TrainConfig.load(args.config, **overrides) if args.config else TrainConfig(**overrides)
         if model_overrides:  # a model flag replaces that option only, not the config's others
@@ -57,7 +51,7 @@ def config_from_args(args):
         if error.key in overrides and error.key in _FLAGS:
             raise UserError(f"{_FLAGS[error.key]} {error.problem}") from None
         if error.key == "model" and error.option in model_overrides:
-            raise UserError(f"{_FLAGS[error.option]}: {error.problem}") from None
+            raise UserError(f"{MODEL_FLAGS[error.option]}: {error.problem}") from None
         raise
     # A reader option given as a flag replaces that option only, not the config's others.
     options = dataset_options(args)
@@ -66,8 +60,6 @@ def config_from_args(args):
     return config
 
 
-# The destinations of the flags that set one option of TrainConfig.model.
-_MODEL_FLAGS = set()
 # TrainConfig field -> the flag that sets it, for error messages.
 _FLAGS = {}
 
@@ -75,12 +67,6 @@ _FLAGS = {}
 def _add(parser, *names, **kwargs):
     action = parser.add_argument(*names, **kwargs)
     _FLAGS[action.dest] = names[0]
-    return action
-
-
-def _add_model_option(parser, *names, **kwargs):
-    action = _add(parser, *names, **kwargs)
-    _MODEL_FLAGS.add(action.dest)
     return action
 
 

@@ -4,6 +4,7 @@ import keras
 from keras import layers, ops
 
 from keras_msreid.layers.batch_norm import batch_norm
+from keras_msreid.layers.depthwise_correlation import DepthwiseCorrelation, correlate_shift_add
 
 
 @keras.saving.register_keras_serializable(package="keras_msreid")
@@ -78,9 +79,17 @@ class SimilarityFusion(layers.Layer):
         self.hidden.build((None, self.channels))
         self.logit.build((None, self.hidden_units))
 
-    def call(self, maps, training=None):
+    def call(self, maps, training=None, depthwise="grouped"):
+        """`depthwise`: how the context's 3x3 depth-wise step runs, as `DepthwiseCorrelation`'s
+        `method`: TensorFlow's depth-wise convolution, or (`"shift_add"`) nine shifted
+        products, the same numbers. XLA's CPU depth-wise convolution runs this small
+        map about 12x slower than the slices do (docs/RESULTS.md, "Two-stage ranking at
+        Market scale"), so the scorer, which XLA compiles, takes the slices.
+        """
         if len(maps) != len(self.strides):
             raise ValueError(f"expected {len(self.strides)} similarity maps, got {len(maps)}")
+        if depthwise not in DepthwiseCorrelation.METHODS:
+            raise ValueError(f"depthwise must be one of {DepthwiseCorrelation.METHODS}, got {depthwise!r}")
         running = None
         for index, level_map in enumerate(maps):
             if running is not None:
@@ -89,7 +98,13 @@ class SimilarityFusion(layers.Layer):
                     running = ops.relu(self.downsample_norm[str(index - 1)](running, training=training))
                 level_map = ops.concatenate([running, level_map], axis=-1)
             running = ops.relu(self.mix_norm[index](self.mix[index](level_map), training=training))
-        running = ops.relu(self.context_norm(self.context(running), training=training))
+        if depthwise == "shift_add":
+            # One kernel for every pair: a (1, 3, 3, C) patch broadcast over the batch.
+            kernel = ops.transpose(self.context.depthwise_kernel, (3, 0, 1, 2))
+            running = ops.matmul(correlate_shift_add(kernel, running), self.context.pointwise_kernel[0, 0])
+        else:
+            running = self.context(running)
+        running = ops.relu(self.context_norm(running, training=training))
         return self.logit(self.hidden(ops.mean(running, axis=(1, 2))))
 
     def compute_output_shape(self, input_shape):

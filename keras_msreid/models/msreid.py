@@ -180,8 +180,10 @@ class MSReID(keras.Model):
     def scorer(self, correlation="shift_add"):
         """Functional model: `a_<name>`, `b_<name>` features -> `score` in [0, 1].
 
-        `correlation="shift_add"` uses builtin element-wise ops only (TFLite);
-        `"grouped"` is faster on a desktop for large batches of pairs.
+        `correlation="shift_add"` runs the pair head's depth-wise steps (the correlations
+        and the fusion's 3x3 context) as slices and element-wise products: builtin ops
+        for TFLite, and the fast form under XLA (`keras_score_fn`); `"grouped"` runs them
+        as TensorFlow's depth-wise convolutions, the faster form without XLA.
         """
         if self.pair_head is None:
             raise ValueError("this model has no similarity levels: rank by its embedding instead")

@@ -25,7 +25,8 @@ class MSReIDPairHead(keras.layers.Layer):
     image pixels apart (or its own, if coarser), so the per-pair work does not grow
     with a level's resolution while each patch keeps its level's detail
     (docs/RESULTS.md, "Where a training step's time goes"). A `SimilarityFusion`
-    joins the levels from low to high into one logit.
+    joins the levels from low to high into one logit. `call(..., correlation=)`
+    chooses how its depth-wise steps run (`MSReID.scorer`), the same numbers either way.
 
     Example:
 
@@ -106,7 +107,8 @@ class MSReIDPairHead(keras.layers.Layer):
             )
             for level in self.levels
         ]
-        return ops.reshape(self.fusion(level_maps, training=training), (-1,))
+        fused = self.fusion(level_maps, training=training, depthwise=correlation or self.correlation)
+        return ops.reshape(fused, (-1,))
 
     def get_config(self):
         config = super().get_config()

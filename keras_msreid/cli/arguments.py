@@ -44,6 +44,15 @@ def within(low, high):
     return parse
 
 
+DATASET_HELP = "market1501, dukemtmc, msmt17, cuhk03, cuhk01 or folder"
+
+
+def add_dataset_source(parser, required=True, dataset_help=DATASET_HELP):
+    """Adds `--dataset` and `--root`: which dataset a command reads, and where it lies."""
+    parser.add_argument("--dataset", required=required, help=dataset_help)
+    parser.add_argument("--root", required=required, help="dataset root folder")
+
+
 # The `build_dataset` keywords of the reader options every command that reads a dataset shares.
 DATASET_OPTIONS = ("variant", "num_test_ids", "split_seed", "validation_ids")
 

@@ -3,15 +3,15 @@
 import json
 import logging
 
-from keras_msreid.cli.arguments import add_dataset_options, add_protocol_option, add_ranking_options, dataset_options
+from keras_msreid.cli.arguments import (add_dataset_options, add_dataset_source, add_protocol_option, add_ranking_options,
+                                        dataset_options)
 
 HELP = "Evaluate a trained model (CMC rank-1/5/10/20, mAP, mINP) on a dataset's query/gallery split."
 
 
 def add_arguments(parser):
     parser.add_argument("model", help="a .keras file written by msreid train")
-    parser.add_argument("--dataset", required=True, help="market1501, dukemtmc, msmt17, cuhk03, cuhk01 or folder")
-    parser.add_argument("--root", required=True, help="dataset root folder")
+    add_dataset_source(parser)
     add_protocol_option(parser)
     add_ranking_options(parser)
     add_dataset_options(parser)

@@ -12,8 +12,8 @@ msreid report m.keras --dataset market1501 --root data/Market-1501 --out report/
 import json
 import pathlib
 
-from keras_msreid.cli.arguments import (add_dataset_options, add_protocol_option, add_ranking_options, at_least,
-                                        dataset_options)
+from keras_msreid.cli.arguments import (add_dataset_options, add_dataset_source, add_protocol_option,
+                                        add_ranking_options, at_least, dataset_options)
 from keras_msreid.errors import UserError
 
 HELP = "Write a report (ranked lists, CMC plot, STN attention boxes, metrics.json) for a trained model."
@@ -22,8 +22,7 @@ HELP = "Write a report (ranked lists, CMC plot, STN attention boxes, metrics.jso
 def add_arguments(parser):
     parser.add_argument("model", metavar="RUN_OR_MODEL",
                         help="a run folder of msreid train (its model.keras, dataset and protocol) or a .keras model")
-    parser.add_argument("--dataset", help="dataset name (instead of the run folder's)")
-    parser.add_argument("--root", help="dataset root folder")
+    add_dataset_source(parser, required=False, dataset_help="dataset name (instead of the run folder's)")
     add_protocol_option(parser, first_default="the run folder's if its config sets one, else ")
     add_dataset_options(parser)
     parser.add_argument("--out", help="report folder (default RUN_FOLDER/report)")

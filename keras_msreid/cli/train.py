@@ -3,7 +3,7 @@
 import dataclasses
 import logging
 
-from keras_msreid.cli.arguments import (MODEL_FLAGS, PROTOCOL_HELP, add_dataset_options, add_model_options,
+from keras_msreid.cli.arguments import (DATASET_HELP, MODEL_FLAGS, PROTOCOL_HELP, add_dataset_options, add_model_options,
                                         dataset_options, model_options)
 
 HELP = "Train an MSReID model with model.fit; run again to resume after a kill."
@@ -11,7 +11,7 @@ HELP = "Train an MSReID model with model.fit; run again to resume after a kill."
 
 def add_arguments(parser):
     _add(parser, "--config", help="YAML file of TrainConfig fields; flags override it")
-    _add(parser, "--dataset", help="market1501, dukemtmc, msmt17, cuhk03, cuhk01 or folder")
+    _add(parser, "--dataset", help=DATASET_HELP)
     _add(parser, "--root", help="dataset root folder")
     _add(parser, "--out", dest="out_dir", help="run directory (checkpoints, logs, model.keras)")
     _add(parser, "--epochs", type=int)

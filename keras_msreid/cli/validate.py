@@ -10,7 +10,7 @@ msreid validate exported/ --dataset cuhk01 --root /data/cuhk01 --num-test-ids 10
 ```
 """
 
-from keras_msreid.cli.arguments import add_dataset_options, add_protocol_option, at_least, dataset_options
+from keras_msreid.cli.arguments import add_dataset_options, add_dataset_source, add_protocol_option, at_least, dataset_options
 from keras_msreid.edge_demo.reid_models import MODES
 
 HELP = "Validate a TFLite export against its Keras model (errors per output, score agreement, rank-1, mAP)."
@@ -18,8 +18,7 @@ HELP = "Validate a TFLite export against its Keras model (errors per output, sco
 
 def add_arguments(parser):
     parser.add_argument("export", help="a folder written by msreid export (metadata.json and .tflite files)")
-    parser.add_argument("--dataset", required=True, help="market1501, dukemtmc, msmt17, cuhk03, cuhk01 or folder")
-    parser.add_argument("--root", required=True, help="dataset root folder")
+    add_dataset_source(parser)
     add_protocol_option(parser)
     add_dataset_options(parser)
     parser.add_argument("--modes", nargs="+", choices=MODES, help="exported modes to check (default: all exported)")

@@ -27,6 +27,8 @@ from keras_msreid.cli import main as msreid_main
 from keras_msreid.data import make_train_dataset
 from keras_msreid.datasets import build_dataset
 from keras_msreid.models import MSReID
+from keras_msreid.retrieval.extract import keras_score_fn
+from keras_msreid.retrieval.ranking import rank_exhaustive
 from keras_msreid.synthetic import write_market1501
 from ai_edge_litert import schema_py_generated as schema
 
@@ -283,6 +285,23 @@ def test_scorer_batch_resizes_in_every_mode(exported, mode):
     score = scorer.outputs["score"]
     real = raw if score["scale"] is None else dequantize(raw, score["scale"], score["zero_point"])
     np.testing.assert_allclose(real, one_by_one[:5], atol=1e-6)
+
+
+@pytest.mark.parametrize("mode,tolerance,correlation", [("float32", 1e-4, 0.9999), ("int8", 0.05, 0.95)])
+def test_keras_and_litert_scorers_rank_through_the_same_code(exported, keras_model, test_images, mode, tolerance,
+                                                             correlation):
+    # The same features for both scorers, so that only the scorer differs (int8: its own
+    # quantization of them). This model's scores span about 1e-3, so beside the int8
+    # tolerance of test_int8_outputs_are_close_to_float the order is checked by the
+    # scores' correlation (0.987 measured for int8).
+    features = {name: features for name, features in keras_model.extractor().predict(test_images, verbose=0).items()
+                if name in FEATURES}
+    query = {name: value[:2] for name, value in features.items()}
+    keras_scores = rank_exhaustive(keras_score_fn(keras_model.scorer("shift_add")), query, features)
+    lite_scores = rank_exhaustive(ReIDModels.load(exported["dir"], mode).score, query, features)
+    assert keras_scores.shape == lite_scores.shape == (2, len(test_images))
+    np.testing.assert_allclose(lite_scores, keras_scores, atol=tolerance)
+    assert np.corrcoef(keras_scores.ravel(), lite_scores.ravel())[0, 1] > correlation
 
 
 def test_score_pairs_one_query_with_every_gallery_image(exported, test_images):

@@ -83,6 +83,7 @@ def cases(f):
         (["train", "--config", str(base / "broken.yaml")], ["broken.yaml", "not a YAML file"]),
         (["train", "--config", str(base / "missing.yaml")], ["missing.yaml", "No such file"]),
         (["train", "--dataset", "market1501", "--root", str(base / "nowhere")], ["nowhere"]),
+        (["train", "--root", str(base / "nowhere")], ["nowhere", "Dataset folder not found"]),
         (["train", *ds, "--out", str(base / "a_file")], ["a_file", "is a file"]),
         (["train", *ds, "--out", str(base / "not_a_store")], ["not_a_store", "not a run folder"]),
         (["train", "--dataset", "market1501"], ["--root"]),

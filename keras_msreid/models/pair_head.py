@@ -99,6 +99,8 @@ class MSReIDPairHead(keras.layers.Layer):
         return None
 
     def call(self, features_a, features_b, training=None, correlation=None):
+        # One choice for every depth-wise step of the head: the correlations and the context.
+        correlation = correlation or self.correlation
         level_maps = [
             self.similarities[level](
                 [features_a[f"{level}_patch"], features_a[f"{level}_map"],
@@ -107,7 +109,7 @@ class MSReIDPairHead(keras.layers.Layer):
             )
             for level in self.levels
         ]
-        fused = self.fusion(level_maps, training=training, depthwise=correlation or self.correlation)
+        fused = self.fusion(level_maps, training=training, depthwise=correlation)
         return ops.reshape(fused, (-1,))
 
     def get_config(self):

@@ -16,6 +16,7 @@ from keras_msreid.retrieval.feature_store import (
     PARTIAL_NAME,
     FeatureStore,
     add_to_feature_store,
+    compact_feature_store,
     remove_from_feature_store,
     write_feature_store,
 )
@@ -300,6 +301,96 @@ def test_sigkill_during_an_append_keeps_the_previous_store_and_resumes(tmp_path)
     assert asked == [[record.path for record in RECORDS[COUNT + 8 :]]]
     for name, value in expected(indices=range(len(RECORDS))).items():
         np.testing.assert_array_equal(store.features[name], value)
+
+
+COMPACT_CODECS = {"embedding": FeatureCodec("float16", (8,)), "low_map": FeatureCodec("float16", (4, 2, 3))}
+
+
+def grown_store(directory, backend="numpy"):
+    """A store of three segments (a write and two appends) with images removed from two of them."""
+    write_feature_store(directory, RECORDS[:12], make_extract(), model_sha256="a" * 64, image_size=(160, 64),
+                        codecs=COMPACT_CODECS, progress=False, index_backend=backend)
+    add_to_feature_store(directory, RECORDS[12:20], make_extract(), progress=False)
+    add_to_feature_store(directory, RECORDS[20:], make_extract(), progress=False)
+    return remove_from_feature_store(directory, [RECORDS[i].path for i in (0, 5, 13, 29)])
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + (["faiss-flat"] if faiss_available() else []))
+def test_compaction_copies_the_live_rows_into_one_segment(tmp_path, backend):
+    directory = tmp_path / "store"
+    before = grown_store(directory, backend)
+    codes = {name: feature.arrays for name, feature in before.features.items()}
+    old_folders = [segment["data"] for segment in before.manifest["segments"]]
+    store = compact_feature_store(directory, chunk_size=5, progress=False)
+    assert len(store.manifest["segments"]) == 1 and store.manifest["removed"] == []
+    assert store.paths == before.paths and store.ids.tolist() == before.ids.tolist()
+    assert store.pids.tolist() == before.pids.tolist() and store.camids.tolist() == before.camids.tolist()
+    for name, feature in store.features.items():  # the codes themselves, bit for bit
+        for array_name, value in feature.arrays.items():
+            np.testing.assert_array_equal(value, codes[name][array_name])
+    assert not any((directory / folder).exists() for folder in old_folders)
+    assert not (directory / PARTIAL_NAME).exists() and len(list(directory.glob("data-*"))) == 1
+    assert len(list(directory.glob("index-*"))) == (backend != "numpy")
+    queries = expected(indices=range(len(RECORDS)))["embedding"]
+    _, rows = store.index().search(queries, k=5)
+    exact = np.asarray(store.features["embedding"]) @ queries.T
+    np.testing.assert_array_equal(rows, np.argsort(-exact.T, axis=1, kind="stable")[:, :5])
+    # Ids of removed images still never come back.
+    store = add_to_feature_store(directory, [RECORDS[0]], make_extract(), progress=False)
+    assert store.ids[-1] == len(RECORDS)
+
+
+def test_a_store_with_nothing_to_compact_is_left_as_it_is(tmp_path):
+    directory = tmp_path / "store"
+    write(directory, make_extract())
+    manifest = (directory / MANIFEST_NAME).read_bytes()
+    store = compact_feature_store(directory, progress=False)
+    assert (directory / MANIFEST_NAME).read_bytes() == manifest and store.count == COUNT
+
+
+def test_every_image_removed_compacts_to_an_empty_store(tmp_path):
+    directory = tmp_path / "store"
+    write(directory, make_extract())
+    remove_from_feature_store(directory, [record.path for record in RECORDS[:COUNT]])
+    store = compact_feature_store(directory, progress=False)
+    assert store.count == 0 and store.features["embedding"].shape == (0, 8)
+    store = add_to_feature_store(directory, RECORDS[:2], make_extract(), progress=False)
+    assert store.ids.tolist() == [COUNT, COUNT + 1]
+
+
+KILLED_COMPACTION = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from keras_msreid.retrieval.encoding import EncodedFeature
+from keras_msreid.retrieval.feature_store import compact_feature_store
+
+codes, calls = EncodedFeature.codes, []
+
+def killed_at_the_third_chunk(self, indices):
+    calls.append(1)
+    if len(calls) == 5:  # two features a chunk: the third chunk's second feature
+        os.kill(os.getpid(), signal.SIGKILL)
+    return codes(self, indices)
+
+EncodedFeature.codes = killed_at_the_third_chunk
+compact_feature_store({directory!r}, chunk_size=4, progress=False)
+"""
+
+
+def test_a_killed_compaction_keeps_the_previous_store_and_resumes(tmp_path):
+    directory = tmp_path / "store"
+    before = grown_store(directory)
+    code = KILLED_COMPACTION.format(tests=str(pathlib.Path(__file__).parent), directory=str(directory))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr
+    store = FeatureStore.load(directory)
+    assert store.manifest == before.manifest and store.paths == before.paths
+    assert json.loads((directory / PARTIAL_NAME).read_text())["done"] == 8
+    store = compact_feature_store(directory, chunk_size=4, progress=False)
+    assert len(store.manifest["segments"]) == 1 and store.paths == before.paths
+    for name, feature in store.features.items():
+        np.testing.assert_array_equal(np.asarray(feature), np.asarray(before.features[name]))
+    assert len(list(directory.glob("data-*"))) == 1
 
 
 def test_writing_the_same_model_again_syncs_the_store_to_the_images_given(tmp_path):

@@ -90,6 +90,13 @@ def test_search_builds_the_store_then_refuses_another_model(run_dir, tmp_path, c
                  "--dataset", "market1501", "--root", config.root]) == 0
     assert f"{len(dataset.gallery)} images" in capsys.readouterr().out
     assert sorted(FeatureStore.load(store).paths) == sorted(record.path for record in dataset.gallery)
+    synced = FeatureStore.load(store)
+    assert main(["search", str(run_dir / "model.keras"), "--store", str(store), "--compact"]) == 0
+    assert f"{len(dataset.gallery)} images" in capsys.readouterr().out
+    compacted = FeatureStore.load(store)
+    assert len(compacted.manifest["segments"]) == 1 and compacted.manifest["removed"] == []
+    assert compacted.paths == synced.paths
+    np.testing.assert_array_equal(compacted.features["embedding"], synced.features["embedding"])
 
     other = tmp_path / "other.keras"
     other.write_bytes((run_dir / "model.keras").read_bytes() + b"\0")

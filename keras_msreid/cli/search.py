@@ -12,6 +12,8 @@ msreid search run/model.keras --query person.jpg --store stores/market --top 10
 msreid search run/model.keras --query person.jpg --store stores/cam1 --gallery cam1/
 # Take images out of the store (no query needed to maintain it).
 msreid search run/model.keras --store stores/cam1 --remove cam1/old.jpg
+# Rewrite it as one segment without the removed rows (after many appends or removals).
+msreid search run/model.keras --store stores/cam1 --compact
 ```
 """
 
@@ -38,6 +40,8 @@ def add_arguments(parser):
     source.add_argument("--root", help="dataset root folder")
     source.add_argument("--split", default="gallery", choices=("gallery", "query", "train"))
     parser.add_argument("--remove", nargs="+", metavar="PATH", help="take these images out of the store")
+    parser.add_argument("--compact", action="store_true",
+                        help="then rewrite the store as one segment without removed rows (ids kept)")
     parser.add_argument("--batch-size", type=at_least(1), default=128, help="images per extractor call (default 128)")
 
 
@@ -48,12 +52,13 @@ def run(args):
     from keras_msreid.errors import UserError
     from keras_msreid.models import load_model
     from keras_msreid.retrieval.extract import build_feature_store, extract_features, keras_score_fn
-    from keras_msreid.retrieval.feature_store import FeatureStore, remove_from_feature_store
+    from keras_msreid.retrieval.feature_store import FeatureStore, compact_feature_store, remove_from_feature_store
     from keras_msreid.retrieval.ranking import embedding_similarity, rank_two_stage
     from keras_msreid.utils.file_hash import sha256_of_file
 
-    if not (args.query or args.remove or args.gallery or args.dataset):
-        raise UserError("give --query images to rank, or --gallery / --dataset / --remove to update the store")
+    if not (args.query or args.remove or args.compact or args.gallery or args.dataset):
+        raise UserError("give --query images to rank, or --gallery / --dataset / --remove / --compact to update "
+                        "the store")
     queries = _decodable(args.query, "--query") if args.query else None
     records = _gallery_records(args)
     if records is None:
@@ -69,6 +74,8 @@ def run(args):
         store = build_feature_store(args.model, records, args.store, batch_size=args.batch_size, model=model)
     if args.remove:
         store = remove_from_feature_store(args.store, args.remove)
+    if args.compact:
+        store = compact_feature_store(args.store)
     if queries is None:
         print(f"store {args.store}: {store.count} images, {store.bytes_per_image / 1024:.1f} KiB of features each")
         return 0

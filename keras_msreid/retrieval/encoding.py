@@ -181,12 +181,16 @@ class EncodedFeature:
         """`{array name: codes of the feature's rows}`: the stored array itself when it is one piece."""
         if self._rows is None and len(self._offsets) == 2:
             return {name: parts[0] for name, parts in self._segments.items()}
-        return self._gather(np.arange(self._count))
+        return self.codes(np.arange(self._count))
+
+    def codes(self, indices):
+        """`{array name: codes}` of the feature's rows `indices`, as stored (not decoded)."""
+        return self._gather(np.asarray(indices, np.int64))
 
     def take(self, indices, axis=0):
         if axis != 0:
             raise ValueError("an encoded feature is indexed by its rows (axis 0) only")
-        return self.codec.decode(self._gather(np.asarray(indices, np.int64)))
+        return self.codec.decode(self.codes(indices))
 
     def _gather(self, indices):
         physical = indices if self._rows is None else self._rows[indices]

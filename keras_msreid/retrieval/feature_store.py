@@ -16,11 +16,14 @@ id, never reused within a store, so that results and shards can name it.
 
 Growing and shrinking: `add_to_feature_store` extracts only new images into a new
 segment; `remove_from_feature_store` records ids as removed (their rows stay on disk
-and are skipped; the index skips them too); `write_feature_store` makes a store hold
-exactly the given images, by removing and adding, or by extracting everything again
-when the model, the image size or the encodings differ.
+and are skipped; the index skips them too); `compact_feature_store` copies the live
+rows of every segment into one new segment, so removed rows leave the disk and many
+appends stop costing a segment each (ids and order kept, nothing extracted);
+`write_feature_store` makes a store hold exactly the given images, by removing and
+adding, or by extracting everything again when the model, the image size or the
+encodings differ.
 
-Writes are crash-safe: an extraction fills a fresh `data-<id>` folder in chunks;
+Writes are crash-safe: an extraction (or a compaction) fills a fresh `data-<id>` folder in chunks;
 after each chunk it flushes the arrays and then atomically rewrites `partial.json`
 with the number of rows done. Only when every row is written (and the index
 extended) is `manifest.json` replaced, which is the commit. Killed at any moment, the
@@ -259,6 +262,60 @@ def remove_from_feature_store(directory, paths):
     return FeatureStore.load(directory)
 
 
+def compact_feature_store(directory, chunk_size=4096, progress=True):
+    """Rewrites the committed store in `directory` as one segment of its live images (one atomic commit).
+
+    Removed images' rows leave the disk and the segments appends made become one; ids,
+    paths, labels and order stay, and the shortlist index is rebuilt over the live
+    embeddings. The codes are copied, not extracted again, so no model is needed and
+    the features are bit for bit the same. Killed at any moment, the directory loads
+    as the previous store; compacting again resumes the copy. A store of one segment
+    with nothing removed is returned as it is.
+    """
+    directory = pathlib.Path(directory)
+    store = FeatureStore.load(directory)
+    committed = store.manifest
+    if len(committed["segments"]) <= 1 and not committed["removed"]:
+        return store
+    if committed.get("index") and not faiss_available():
+        raise UserError(f"store {directory} keeps a FAISS shortlist index: install faiss-cpu to compact it")
+    codecs = store.codecs
+    identity = {
+        "model_sha256": store.model_sha256,
+        "image_size": list(store.image_size),
+        "features": committed["features"],
+        "count": store.count,
+        "paths_sha256": hashlib.sha256("\n".join(store.paths).encode()).hexdigest(),
+        "compaction_of": [segment["data"] for segment in committed["segments"]],
+    }
+    partial = _resumed_or_new_partial(directory, identity)
+
+    def copied(written):
+        for start in range(written, store.count, chunk_size):
+            rows = np.arange(start, min(start + chunk_size, store.count))
+            yield len(rows), {(name, array_name): codes for name, feature in store.features.items()
+                              for array_name, codes in feature.codes(rows).items()}
+
+    arrays = _fill_segment(directory, partial, codecs, copied, chunk_size, progress, "compacting")
+    images = {"ids": store.ids.tolist(), "paths": store.paths, "pids": store.pids.tolist(),
+              "camids": store.camids.tolist()}
+    atomic_write_text(directory / partial["data"] / IMAGES_NAME, json.dumps(images))
+    embeddings = np.asarray(EncodedFeature(codecs["embedding"], {
+        array_name: arrays["embedding", array_name] for array_name in codecs["embedding"].array_specs()}))
+    backend = (committed.get("index") or {}).get("backend", "numpy")
+    index = _extended_index(directory, None, embeddings, backend) if store.count else None
+    del arrays
+    manifest = dict(committed, segments=[{"data": partial["data"], "count": store.count}], removed=[], index=index,
+                    updated=_now())
+    atomic_write_text(directory / MANIFEST_NAME, json.dumps(manifest))  # the commit
+    (directory / PARTIAL_NAME).unlink(missing_ok=True)
+    if committed.get("index"):
+        (directory / committed["index"]["file"]).unlink(missing_ok=True)
+    for segment in committed["segments"]:
+        _remove_data_folder(directory, segment, codecs)
+    return FeatureStore.load(directory)
+
+
 def _write_segment(directory, items, extract, model_sha256, image_size, codecs, chunk_size, progress,
                    index_backend, append):
     """Extracts `items` into a new segment and commits it after (`append`) or instead of the store's."""
@@ -280,6 +337,7 @@ def _write_segment(directory, items, extract, model_sha256, image_size, codecs, 
         "count": len(paths),
         "paths_sha256": hashlib.sha256("\n".join(paths).encode()).hexdigest(),
         "append_to": None if base is None else base["segments"][-1]["data"] if base["segments"] else "",
+        "compaction_of": None,
     }
     partial = _resumed_or_new_partial(directory, identity)
     arrays = _extract_into(directory, partial, items, extract, codecs, chunk_size, progress)
@@ -334,10 +392,22 @@ def _resumed_or_new_partial(directory, identity):
 
 
 def _extract_into(directory, partial, items, extract, codecs, chunk_size, progress):
-    """Extracts the images `partial` has not done yet into its data folder's arrays; returns the arrays.
+    """Extracts the images `partial` has not done yet into its data folder's arrays; returns the arrays."""
 
-    Every `chunk_size` images the arrays are flushed and `partial["done"]` recorded, so a
-    killed extraction resumes from the last record.
+    def encoded(written):
+        for batch in (extract(items[written:]) if written < partial["count"] else ()):
+            yield _batch_size(batch, codecs), {(name, array_name): value for name, codec in codecs.items()
+                                               for array_name, value in codec.encode(batch[name]).items()}
+
+    return _fill_segment(directory, partial, codecs, encoded, chunk_size, progress, "extracting features")
+
+
+def _fill_segment(directory, partial, codecs, batches, chunk_size, progress, label):
+    """Writes `batches(rows already written)` (`(size, {(feature, array name): codes})` in order)
+    into `partial`'s data folder; returns the arrays.
+
+    Every `chunk_size` rows the arrays are flushed and `partial["done"]` recorded, so a
+    killed run resumes from the last record.
     """
     count = partial["count"]
     data_dir = directory / partial["data"]
@@ -348,15 +418,13 @@ def _extract_into(directory, partial, items, extract, codecs, chunk_size, progre
                                                        shape=(count, *shape))
         for name, codec in codecs.items() for array_name, (shape, dtype) in codec.array_specs().items()
     }
-    meter = Progress(count, "extracting features", enabled=progress)
+    meter = Progress(count, label, enabled=progress)
     meter.done = written = partial["done"]
-    for batch in (extract(items[written:]) if written < count else ()):
-        size = _batch_size(batch, codecs)
+    for size, codes in batches(written):
         if written + size > count:
             raise ValueError(f"the extractor gave more than the {count} images asked for")
-        for name, codec in codecs.items():
-            for array_name, value in codec.encode(batch[name]).items():
-                arrays[name, array_name][written : written + size] = value
+        for key, value in codes.items():
+            arrays[key][written : written + size] = value
         written += size
         meter.update(size)
         if written - partial["done"] >= chunk_size or written == count:

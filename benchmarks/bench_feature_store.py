@@ -9,7 +9,7 @@ Three parts, each printing a table:
 - `growth`: synthetic unit embeddings from 10k to 1M images: shortlist index build
   time, memory, latency per query and recall@K of the approximate index against
   exact search; then a store with the default model's maps (all levels, synthetic
-  values): size on disk, write, append, load and removal time.
+  values): size on disk, write, append, load, removal and compaction time.
 - `engines`: this store against LanceDB (embedded; `pip install lancedb`) on the same
   images and bytes: write, append, delete, size on disk, shortlist latency, reading
   the shortlisted rows' features back, and whether a kill during an append leaves the
@@ -185,6 +185,7 @@ def bench_store_growth(args):
     from keras_msreid.retrieval.feature_store import (
         FeatureStore,
         add_to_feature_store,
+        compact_feature_store,
         remove_from_feature_store,
         write_feature_store,
     )
@@ -213,10 +214,13 @@ def bench_store_growth(args):
         start = time.perf_counter()
         remove_from_feature_store(directory, paths[: added])
         remove = time.perf_counter() - start
+        start = time.perf_counter()
+        compact_feature_store(directory, progress=False)  # two segments, `added` rows removed: one segment
+        compact = time.perf_counter() - start
         print(f"{'images':>9} {'disk MB':>8} {'write s':>8} {'append ' + str(added) + ' s':>13} "
-              f"{'load + index s':>15} {'remove ' + str(added) + ' s':>13} {'index':>11}")
+              f"{'load + index s':>15} {'remove ' + str(added) + ' s':>13} {'compact s':>10} {'index':>11}")
         print(f"{total:>9} {disk / 1e6:8.0f} {write:8.1f} {append:13.2f} {load:15.2f} {remove:13.2f} "
-              f"{index.backend:>11}")
+              f"{compact:10.1f} {index.backend:>11}")
     finally:
         shutil.rmtree(folder)
 
@@ -300,6 +304,7 @@ def bench_engines(args):
     from keras_msreid.retrieval.feature_store import (
         FeatureStore,
         add_to_feature_store,
+        compact_feature_store,
         remove_from_feature_store,
         write_feature_store,
     )

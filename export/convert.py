@@ -48,7 +48,7 @@ import tensorflow as tf
 from keras_msreid.edge_demo.litert import SIGNATURE_KEY, TFLiteModel
 from keras_msreid.edge_demo.reid_models import FORMAT_VERSION, METADATA_NAME, MODES
 from keras_msreid.export import threshold as threshold_lib
-from keras_msreid.export.float_ops import pooled_head_nodes, stn_interpolation_nodes
+from keras_msreid.export.float_ops import float_islands
 from keras_msreid.export.op_check import UnsupportedOpsError, check_builtin_ops, list_ops
 from keras_msreid.errors import UserError
 from keras_msreid.utils.atomic import atomic_write_bytes
@@ -319,12 +319,12 @@ def export_model(
     if threshold_images is not None and threshold_ids is None:
         raise UserError("threshold_images need threshold_ids")
     extractor = model.extractor()
-    representative, smoke_images = _calibration_samples(model, extractor, calibration_images, calibration_ids, seed)
+    representative, smoke_images = calibration_samples(model, extractor, calibration_images, calibration_ids, seed)
     converted = _convert(model, extractor, modes, representative, input_type)
     match_threshold, calibration = _calibrate_threshold(
         model, extractor, threshold_images, threshold_ids, threshold_pairs, seed
     )
-    models = _smoke_tested_entries(model, extractor, converted, smoke_images, modes)
+    models = smoke_tested_entries(model, extractor, converted, smoke_images, modes)
     metadata = _metadata(model, modes, input_type, match_threshold, calibration, source, models)
     write_export(out_dir, metadata, {
         models[mode][role]["file"]: model_bytes for role, per_mode in converted.items() for mode, model_bytes in per_mode.items()
@@ -332,7 +332,7 @@ def export_model(
     return metadata
 
 
-def _calibration_samples(model, extractor, calibration_images, calibration_ids, seed):
+def calibration_samples(model, extractor, calibration_images, calibration_ids, seed):
     """The converters' representative samples per role (None: no int8) and two images for the smoke test."""
     image_size = tuple(model.image_size)
     names = model.scorer_feature_names
@@ -358,10 +358,6 @@ def _convert(model, extractor, modes, representative, input_type):
     keras_models = {"extractor": extractor}
     if model.scorer_feature_names:
         keras_models["scorer"] = model.scorer("shift_add")
-    keep_float = {
-        "extractor": lambda graph: stn_interpolation_nodes(graph) + pooled_head_nodes(graph, "embedding"),
-        "scorer": lambda graph: pooled_head_nodes(graph, "score"),
-    }
     return {
         role: convert_keras_model(
             keras_model,
@@ -369,14 +365,14 @@ def _convert(model, extractor, modes, representative, input_type):
             representative[role],
             input_type,
             what=role,
-            keep_float=keep_float[role],
+            keep_float=functools.partial(float_islands, role),
             int8_output="float32",
         )
         for role, keras_model in keras_models.items()
     }
 
 
-def _smoke_tested_entries(model, extractor, converted, smoke_images, modes):
+def smoke_tested_entries(model, extractor, converted, smoke_images, modes):
     """Runs every converted model once; `{mode: {role: its metadata entry}}` (file name, hash, signature, ops)."""
     names = model.scorer_feature_names
     smoke_features = extractor.predict(smoke_images, verbose=0)

@@ -22,13 +22,22 @@ between a named output and the MEAN (global pooling) before it. TensorFlow-free.
 
 Example:
 
->>> nodes = stn_interpolation_nodes(graph) + pooled_head_nodes(graph, "embedding")  # tensor names
+>>> nodes = float_islands("extractor", graph)  # tensor names: the STN weights and the embedding head
 """
 
 from ai_edge_litert import schema_py_generated as schema
 
 _BATCH_MATMUL = schema.BuiltinOperator.BATCH_MATMUL
 _MEAN = schema.BuiltinOperator.MEAN
+
+
+def float_islands(role, model_bytes):
+    """Names of the tensors an int8 `role` ("extractor" or "scorer") keeps in float."""
+    if role == "extractor":
+        return stn_interpolation_nodes(model_bytes) + pooled_head_nodes(model_bytes, "embedding")
+    if role == "scorer":
+        return pooled_head_nodes(model_bytes, "score")
+    raise ValueError(f"role must be 'extractor' or 'scorer', got {role!r}")
 
 
 def _graph(model_bytes):

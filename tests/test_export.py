@@ -221,6 +221,19 @@ def test_int8_keeps_the_stn_weights_and_the_heads_in_float(exported):
         pooled_head_nodes(model_file(exported["dir"], "scorer", "float32").read_bytes(), "scores")
 
 
+def test_float_islands_are_each_roles_parts(exported):
+    from keras_msreid.export.float_ops import float_islands, pooled_head_nodes, stn_interpolation_nodes
+
+    extractor = model_file(exported["dir"], "extractor", "float32").read_bytes()
+    scorer = model_file(exported["dir"], "scorer", "float32").read_bytes()
+    assert float_islands("extractor", extractor) == stn_interpolation_nodes(extractor) + pooled_head_nodes(
+        extractor, "embedding"
+    )
+    assert float_islands("scorer", scorer) == pooled_head_nodes(scorer, "score")
+    with pytest.raises(ValueError, match="role must be 'extractor' or 'scorer', got 'gallery'"):
+        float_islands("gallery", scorer)
+
+
 def test_validation_report_compares_every_mode_with_keras(exported):
     report = exported["report"]
     assert sorted(report["modes"]) == sorted(MODES)

@@ -17,7 +17,8 @@ gallery split) and the latency measurement of `bench_tflite_latency.py`. Variant
   output names, and on the outputs), the export's choices written as an AEQ recipe.
 
 Then AEQ's per-tensor report (cosine similarity of every intermediate tensor
-against the float model, on held-out images) names the worst tensors of each.
+against the float model: the extractor on held-out images, the scorer on calibration
+pairs) names the worst tensors of each.
 
 AEQ is not a dependency of the package; install it to run this:
 `pip install ai-edge-quantizer==0.10.0` (or `--target DIR` and `PYTHONPATH=DIR`).
@@ -171,7 +172,9 @@ def main(argv=None):
     images, ids = calibration_set(dataset.train, image_size, args.calibration_count, args.seed)
     representative, _ = calibration_samples(model, model.extractor(), images, ids, args.seed)
     split = EvaluationSplit.from_dataset(dataset, image_size)
-    held_out = [{"images": image[None].astype(np.float32)} for image in split.images["query"][:16]]
+    held_out = {"extractor": [{"images": image[None].astype(np.float32)} for image in split.images["query"][:16]]}
+    if "scorer" in representative and representative["scorer"]:
+        held_out["scorer"] = representative["scorer"][-16:]  # calibration pairs: AEQ's report needs float inputs
 
     float_models = model_bytes(args.export_dir, "float32")
     variants = {"converter": model_bytes(args.export_dir, "int8")}
@@ -195,14 +198,15 @@ def main(argv=None):
         entry = report["modes"]["int8"]
         reid = ReIDModels.load(folder, "int8", num_threads=args.threads)
         timing = time_export(reid, images_for_timing, 100, args.runs)
-        tensors, worst = per_tensor_report(float_models["extractor"], variants[name]["extractor"], held_out, args.threads)
+        reports = {role: per_tensor_report(float_models[role], variants[name][role], samples, args.threads)
+                   for role, samples in held_out.items()}
         figures[name] = {
             "keras": report["keras"],
             "int8": entry,
             "bytes": {role: len(data) for role, data in variants[name].items()},
             "latency_ms": {"extract": timing["extract"], "query+100": timing["query+100"]},
-            "extractor_tensors_compared": tensors,
-            "extractor_worst_cosine": worst,
+            "per_tensor": {role: {"compared": compared, "worst_cosine": worst}
+                           for role, (compared, worst) in reports.items()},
         }
     keras = figures["converter"]["keras"]
     print(f"{len(split.images['query'])} queries x {len(split.images['gallery'])} gallery, "
@@ -222,10 +226,12 @@ def main(argv=None):
               + f"{entry['output_errors']['embedding']['max_abs']:10.4f} {row['bytes']['extractor'] / 1e3:7.0f} "
               + f"{row['bytes'].get('scorer', 0) / 1e3:6.0f} {row['latency_ms']['extract']:7.3f} "
               + f"{row['latency_ms']['query+100']:7.2f}")
-    print("\nAEQ per-tensor report of the extractor (cosine similarity to float on 16 held-out images), worst tensors:")
+    print("\nAEQ per-tensor report (cosine similarity to float: the extractor on 16 held-out images, the scorer "
+          "on 16 calibration pairs), worst tensors:")
     for name, row in figures.items():
-        worst = ", ".join(f"{tensor} {value:.3f}" for tensor, value in row["extractor_worst_cosine"])
-        print(f"{name:<12} {row['extractor_tensors_compared']:4d} tensors compared; {worst}")
+        for role, report in row["per_tensor"].items():
+            worst = ", ".join(f"{tensor.split(';')[0]} {value:.3f}" for tensor, value in report["worst_cosine"])
+            print(f"{name:<12} {role:<9} {report['compared']:4d} tensors compared; {worst}")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(figures, indent=2, default=float) + "\n")
 

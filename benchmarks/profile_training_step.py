@@ -76,7 +76,7 @@ def trained_gradient(function, variables):
 
 def part_times(images, labels, steps):
     """(part, ms) of the all-levels model's step, each part alone."""
-    model = MSReID.from_options(num_classes=int(labels.shape[0]) // 4, levels=LEVELS)
+    model = MSReID.from_options(num_classes=int(labels.shape[0]) // 4, levels=LEVELS, use_stn=True)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
     model.train_on_batch(images, labels)  # builds the optimizer
     outputs = model(images, training=True)
@@ -152,9 +152,9 @@ def main():
     print(f"{'variant':<40} {'ms/step':>9} {'vs embedding only':>18}")
     variants = {"embedding only": dict(levels=())}
     for level in LEVELS:
-        variants[f"{level} level only"] = dict(levels=(level,))
+        variants[f"{level} level only"] = dict(levels=(level,), use_stn=True)
         variants[f"{level} level only, no STN"] = dict(levels=(level,), use_stn=False)
-    variants["all levels"] = dict(levels=LEVELS)
+    variants["all levels"] = dict(levels=LEVELS, use_stn=True)
     variants["all levels, no STN"] = dict(levels=LEVELS, use_stn=False)
     base = None
     for name, options in variants.items():

@@ -42,4 +42,4 @@ def test_summary_builds_the_model_its_flags_describe(capsys):
     default, three_levels = per_pair(), per_pair("--levels", "low", "mid", "high")
     assert default is not None and three_levels > 2 * default
     assert per_pair("--levels") is None  # embedding only: nothing is scored per pair
-    assert per_pair("--no-stn") == default  # the STN is per image: the pair work is the same
+    assert per_pair("--stn") == default  # the STN is per image: the pair work is the same

@@ -94,7 +94,7 @@ def add_ranking_options(parser, choose_ranking=True):
 
 
 # The flags that set one option of the model (`MSReID.from_options`) each: option -> flag.
-MODEL_FLAGS = {"backbone": "--backbone", "levels": "--levels", "parts": "--parts", "use_stn": "--no-stn"}
+MODEL_FLAGS = {"backbone": "--backbone", "levels": "--levels", "parts": "--parts", "use_stn": "--stn"}
 
 
 def add_model_options(parser, title="model options"):
@@ -104,8 +104,9 @@ def add_model_options(parser, title="model options"):
     group.add_argument("--levels", nargs="*",
                        help="similarity levels, e.g. low mid high (default high; none: embedding only)")
     group.add_argument("--parts", type=int, help="STN patches per level")
-    group.add_argument("--no-stn", dest="use_stn", action="store_const", const=False,
-                       help="fixed centre patches instead of learned attention")
+    group.add_argument("--stn", dest="use_stn", action="store_const", const=True,
+                       help="patches placed by a learned spatial transformer (the paper's STN) instead of fixed "
+                            "centre ones")
     return group
 
 

@@ -15,8 +15,10 @@ class MSReIDBackbone(keras.Model):
     `backbone(images)` (RGB in [0, 255], `image_size + (3,)`) returns a dict:
     `features` (the embedding before its batch norm, for the triplet loss),
     `embedding`, and for each level in `levels` its unit-norm similarity map
-    `<level>_map`, STN patches `<level>_patch` and their transform `<level>_theta`
-    (`SimilarityFeatures`). All of it is computed once per image; `MSReIDPairHead`
+    `<level>_map`, patches `<level>_patch` and their transform `<level>_theta`
+    (`SimilarityFeatures`): fixed centre patches by default, placed by a learned
+    spatial transformer (the paper's STN) with `use_stn=True`; without it the
+    default ranked as well and its embedding better (docs/RESULTS.md, "No STN"). All of it is computed once per image; `MSReIDPairHead`
     compares two images' outputs.
 
     Example:
@@ -36,7 +38,7 @@ class MSReIDBackbone(keras.Model):
         similarity_channels=32,
         patch_size=(5, 3),
         parts=1,
-        use_stn=True,
+        use_stn=False,
         embedding_dim=128,
         **kwargs,
     ):

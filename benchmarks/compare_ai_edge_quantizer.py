@@ -152,6 +152,10 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=30, help="timed runs per latency figure")
     parser.add_argument("--json", help="write every figure to this JSON file")
     args = parser.parse_args(argv)
+    try:
+        import ai_edge_quantizer  # noqa: F401
+    except ImportError:
+        sys.exit("this benchmark needs ai-edge-quantizer: pip install ai-edge-quantizer==0.10.0")
 
     from keras_msreid.datasets import build_dataset
     from keras_msreid.export.convert import calibration_samples

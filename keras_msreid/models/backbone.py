@@ -17,9 +17,10 @@ class MSReIDBackbone(keras.Model):
     `embedding`, and for each level in `levels` its unit-norm similarity map
     `<level>_map`, patches `<level>_patch` and their transform `<level>_theta`
     (`SimilarityFeatures`): fixed centre patches by default, placed by a learned
-    spatial transformer (the paper's STN) with `use_stn=True`; without it the
-    default ranked as well and its embedding better (docs/RESULTS.md, "No STN"). All of it is computed once per image; `MSReIDPairHead`
-    compares two images' outputs.
+    spatial transformer (the paper's STN) with `use_stn=True` (without it the
+    model ranked as well and its embedding better: docs/RESULTS.md, "No STN").
+    All of it is computed once per image; `MSReIDPairHead` compares two images'
+    outputs.
 
     Example:
 

@@ -285,7 +285,7 @@ def compact_feature_store(directory, chunk_size=4096, progress=True):
         "image_size": list(store.image_size),
         "features": committed["features"],
         "count": store.count,
-        "paths_sha256": hashlib.sha256("\n".join(store.paths).encode()).hexdigest(),
+        "paths_sha256": _paths_sha256(store.paths),
         "compaction_of": [segment["data"] for segment in committed["segments"]],
     }
     partial = _resumed_or_new_partial(directory, identity)
@@ -300,19 +300,13 @@ def compact_feature_store(directory, chunk_size=4096, progress=True):
     images = {"ids": store.ids.tolist(), "paths": store.paths, "pids": store.pids.tolist(),
               "camids": store.camids.tolist()}
     atomic_write_text(directory / partial["data"] / IMAGES_NAME, json.dumps(images))
-    embeddings = np.asarray(EncodedFeature(codecs["embedding"], {
-        array_name: arrays["embedding", array_name] for array_name in codecs["embedding"].array_specs()}))
+    embeddings = _decoded_embeddings(arrays, codecs["embedding"])
     backend = (committed.get("index") or {}).get("backend", "numpy")
     index = _extended_index(directory, None, embeddings, backend) if store.count else None
     del arrays
     manifest = dict(committed, segments=[{"data": partial["data"], "count": store.count}], removed=[], index=index,
                     updated=_now())
-    atomic_write_text(directory / MANIFEST_NAME, json.dumps(manifest))  # the commit
-    (directory / PARTIAL_NAME).unlink(missing_ok=True)
-    if committed.get("index"):
-        (directory / committed["index"]["file"]).unlink(missing_ok=True)
-    for segment in committed["segments"]:
-        _remove_data_folder(directory, segment, codecs)
+    _commit(directory, manifest, committed, replaced_segments=True)
     return FeatureStore.load(directory)
 
 
@@ -335,7 +329,7 @@ def _write_segment(directory, items, extract, model_sha256, image_size, codecs, 
         "image_size": [int(v) for v in image_size],
         "features": {name: codec.to_json() for name, codec in codecs.items()},
         "count": len(paths),
-        "paths_sha256": hashlib.sha256("\n".join(paths).encode()).hexdigest(),
+        "paths_sha256": _paths_sha256(paths),
         "append_to": None if base is None else base["segments"][-1]["data"] if base["segments"] else "",
         "compaction_of": None,
     }
@@ -346,8 +340,7 @@ def _write_segment(directory, items, extract, model_sha256, image_size, codecs, 
     images = {"ids": list(range(first_id, first_id + len(paths))), "paths": paths, "pids": pids, "camids": camids}
     atomic_write_text(data_dir / IMAGES_NAME, json.dumps(images))
     segments = ([] if base is None else list(base["segments"])) + [{"data": partial["data"], "count": len(paths)}]
-    embeddings = np.asarray(EncodedFeature(codecs["embedding"], {
-        array_name: arrays["embedding", array_name] for array_name in codecs["embedding"].array_specs()}))
+    embeddings = _decoded_embeddings(arrays, codecs["embedding"])
     index = _extended_index(directory, base, embeddings, index_backend)
     del arrays
     manifest = {
@@ -363,15 +356,31 @@ def _write_segment(directory, items, extract, model_sha256, image_size, codecs, 
         "created": _now() if base is None else base["created"],
         "updated": _now(),
     }
-    atomic_write_text(directory / MANIFEST_NAME, json.dumps(manifest))  # the commit
-    (directory / PARTIAL_NAME).unlink(missing_ok=True)
-    if committed is not None:
-        if committed.get("index") and committed["index"] != index:
-            (directory / committed["index"]["file"]).unlink(missing_ok=True)
-        if base is None:
-            for segment in committed["segments"]:
-                _remove_data_folder(directory, segment, _codecs_of(committed))
+    _commit(directory, manifest, committed, replaced_segments=base is None)
     return FeatureStore.load(directory)
+
+
+def _commit(directory, manifest, committed, replaced_segments):
+    """Replaces the manifest (the commit), then drops what only the `committed` one named:
+    its index file if the new manifest has another, its segments if `replaced_segments`."""
+    atomic_write_text(directory / MANIFEST_NAME, json.dumps(manifest))
+    (directory / PARTIAL_NAME).unlink(missing_ok=True)
+    if committed is None:
+        return
+    if committed.get("index") and committed["index"] != manifest["index"]:
+        (directory / committed["index"]["file"]).unlink(missing_ok=True)
+    if replaced_segments:
+        for segment in committed["segments"]:
+            _remove_data_folder(directory, segment, _codecs_of(committed))
+
+
+def _paths_sha256(paths):
+    return hashlib.sha256("\n".join(paths).encode()).hexdigest()
+
+
+def _decoded_embeddings(arrays, codec):
+    """The float embeddings of a segment's freshly written `arrays` (keys `("embedding", array name)`)."""
+    return np.asarray(EncodedFeature(codec, {name: arrays["embedding", name] for name in codec.array_specs()}))
 
 
 def _resumed_or_new_partial(directory, identity):

@@ -65,6 +65,8 @@ def cases(f):
         (train + ["--learning-rate", "-0.1"], ["--learning-rate", "> 0"]),
         (train + ["--learning-rate", "nan"], ["--learning-rate"]),
         (train + ["--epochs", "0"], ["--epochs", ">= 1"]),
+        (train + ["--initial-weights", str(base / "missing.keras")], ["no model file", "missing.keras"]),
+        (train + ["--initial-weights", str(base / "truncated.keras")], ["truncated.keras", "not a .keras model file"]),
         (train + ["--protocol", "market"], ["--protocol", "market1501, cuhk01 or cuhk03_sgs"]),
         (train + ["--image-size", "100", "50"], ["--image-size", "divisible by 16"]),
         (train + ["--levels", "top"], ["--levels", "low, mid, high"]),

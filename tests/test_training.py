@@ -162,3 +162,63 @@ def test_build_model_passes_the_model_mapping_through_whole():
     assert isinstance(msreid.backbone, MSReIDBackbone) and msreid.backbone.levels == ("mid",)
     assert msreid.pair_head.levels == ("mid",) and msreid.backbone.get_config()["widths"] == (8, 8, 16, 16)
     assert build_model(TrainConfig(image_size=(64, 32), model={"levels": []}), num_classes=5).pair_head is None
+
+
+class _FirstStep(keras.callbacks.Callback):
+    """Records the weights training starts from, and whether the int8 simulation is on."""
+
+    def on_train_begin(self, logs=None):
+        self.weights = [w.numpy() for w in self.model.weights]
+        self.simulated = any("call" in vars(layer) for layer in self.model._flatten_layers())
+
+
+def test_fine_tunes_a_saved_model_under_simulated_int8(tiny_dataset, tmp_path):
+    import dataclasses
+
+    from keras_msreid.models.loading import load_model
+    from keras_msreid.training.trainer import train
+    from training_job import tiny_config
+
+    base = tiny_config(str(tiny_dataset), str(tmp_path / "base"))
+    base.epochs, base.final_evaluation = 1, False
+    train(base, verbose=0)
+    source = load_model(tmp_path / "base" / "model.keras")
+    config = dataclasses.replace(base, out_dir=str(tmp_path / "qat"), quantization_aware=True,
+                                 initial_weights=str(tmp_path / "base" / "model.keras"))
+    first = _FirstStep()
+    model, _ = train(config, extra_callbacks=[first], verbose=0)
+    assert first.simulated
+    for want, got in zip(source.weights, first.weights):  # the classifier too: the same identities
+        np.testing.assert_array_equal(got, want.numpy(), err_msg=want.path)
+    assert not all(np.array_equal(w.numpy(), s.numpy()) for w, s in zip(model.weights, source.weights))
+    # What is saved is a plain model: the simulation is gone, and nothing was added to it.
+    assert not any("call" in vars(layer) for layer in model._flatten_layers())
+    saved = load_model(tmp_path / "qat" / "model.keras")
+    assert [w.shape for w in saved.weights] == [w.shape for w in source.weights]
+
+
+def test_initial_weights_must_be_the_same_network_but_not_the_same_identities(tmp_path):
+    from keras_msreid.errors import UserError
+    from keras_msreid.models import MSReID
+    from keras_msreid.models.loading import initialise_from
+    from keras_msreid.training.trainer import build_model
+
+    options = {"patch_size": [3, 2], "widths": [8, 16, 16, 32], "depths": [1, 1, 1], "embedding_dim": 16}
+    source = MSReID.from_options(num_classes=6, image_size=(64, 32), **options)
+    source.build()
+    source.save(tmp_path / "source.keras")
+    other_ids = build_model(TrainConfig(image_size=(64, 32), model=options), num_classes=9)
+    other_ids.build()
+    fresh_classifier = other_ids.classifier.get_weights()[0]
+    initialise_from(other_ids, tmp_path / "source.keras")
+    for want, got in zip(source.backbone.weights + source.pair_head.weights,
+                         other_ids.backbone.weights + other_ids.pair_head.weights):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    np.testing.assert_array_equal(other_ids.classifier.get_weights()[0], fresh_classifier)
+
+    wider = build_model(TrainConfig(image_size=(64, 32), model={**options, "embedding_dim": 32}), num_classes=6)
+    wider.build()
+    with pytest.raises(UserError, match=r"source.keras: its backbone is not this run's \(embedding_dim: 16 -> 32\)"):
+        initialise_from(wider, tmp_path / "source.keras")
+    with pytest.raises(UserError, match="no model file"):
+        initialise_from(wider, tmp_path / "missing.keras")

@@ -25,6 +25,11 @@ def add_arguments(parser):
     # Checked by TrainConfig, so that the flag and a --config file get one message.
     _add(parser, "--protocol", help=PROTOCOL_HELP.format(""))
     _add(parser, "--seed", type=int)
+    _add(parser, "--initial-weights", dest="initial_weights", metavar="MODEL",
+         help="start from this .keras model's weights (fine-tuning) instead of a random initialisation")
+    _add(parser, "--quantization-aware", dest="quantization_aware", action="store_const", const=True,
+         help="train under the int8 export's rounding, so that the int8 export loses less (fine-tune with "
+              "--initial-weights)")
     _add(parser, "--strategy", choices=("default", "mirrored", "multi_worker"))
     _add(parser, "--mixed-precision", dest="mixed_precision", action="store_const", const=True)
     _add(parser, "--xla", dest="jit_compile", action="store_const", const=True,

@@ -47,6 +47,11 @@ class TrainConfig:
     loss_weights: dict = dataclasses.field(default_factory=dict)
     loss_options: dict = dataclasses.field(default_factory=dict)
     seed: int = 0
+    # Fine-tuning: start from a saved model (its backbone and pair head; its identity
+    # classifier when it has as many identities), and train under the int8 export's
+    # rounding (quantization_aware.py) so that int8 loses less.
+    initial_weights: str = ""
+    quantization_aware: bool = False
     # Evaluation during training (0 = only at the end) and its ranking.
     eval_every: int = 0
     final_evaluation: bool = True
@@ -245,6 +250,8 @@ _RULES = {
     "loss_weights": _mapping(_known("keras_msreid.models.msreid", "DEFAULT_LOSS_WEIGHTS"), _number(0)),
     "loss_options": _mapping(_known("keras_msreid.models.msreid", "DEFAULT_LOSS_OPTIONS"), _number(0)),
     "seed": _integer(0),
+    "initial_weights": lambda value: None if isinstance(value, str) else "must be a .keras file path",
+    "quantization_aware": _flag,
     "eval_every": _integer(0, note=" (0: only at the end)"),
     "final_evaluation": _flag,
     "protocol": _text(_known("keras_msreid.metrics.ranking", "PROTOCOLS"), optional=True),

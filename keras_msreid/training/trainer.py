@@ -15,9 +15,11 @@ from keras_msreid.data.pipeline import make_train_dataset, steps_per_epoch
 from keras_msreid.datasets import build_dataset
 from keras_msreid.errors import UserError
 from keras_msreid.models import MSReID
+from keras_msreid.models.loading import check_model_file, initialise_from
 from keras_msreid.training.checkpoint import ResumableCheckpoint, load_state, restore, weights_are_finite
 from keras_msreid.training.config import TrainConfig
 from keras_msreid.training.evaluation_callback import ReIDEvaluation
+from keras_msreid.training.quantization_aware import simulated_int8
 from keras_msreid.utils.atomic import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -150,6 +152,8 @@ def train(config, extra_callbacks=(), verbose="auto"):
     """
     run = pathlib.Path(config.out_dir)
     check_run_folder(config)
+    if config.initial_weights and load_state(run / "checkpoint") is None:
+        check_model_file(config.initial_weights)  # before the dataset is read, which can take minutes
     keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -166,6 +170,8 @@ def train(config, extra_callbacks=(), verbose="auto"):
         model.build()
         compile_model(model, config, steps)
         start = restore(model, run / "checkpoint")
+        if not start and config.initial_weights:
+            initialise_from(model, config.initial_weights)
     if start:
         log.info("resuming from step %d (epoch %d)", start, start // steps + 1)
     # Everything that can refuse the run has run: only now is the folder written.
@@ -176,6 +182,9 @@ def train(config, extra_callbacks=(), verbose="auto"):
         # A worker that is not the chief logs to a private folder that vanishes with it.
         logs = run if chief else pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msreid_worker_")))
         callbacks = _callbacks(config, dataset, run, logs, chief) + list(extra_callbacks)
+        if config.quantization_aware:
+            # Evaluations during training see the simulated int8 model too; model.keras is the plain one.
+            stack.enter_context(simulated_int8(model))
         _fit(model, config, dataset, steps, start, callbacks, verbose)
     _refuse_divergence(model, run)
     if not chief:

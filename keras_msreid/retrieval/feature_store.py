@@ -262,6 +262,12 @@ def remove_from_feature_store(directory, paths):
     return FeatureStore.load(directory)
 
 
+def _require_index_engine(manifest, directory, action):
+    """A store whose shortlist index is FAISS's is rewritten only with faiss: one line says so."""
+    if manifest.get("index") and not faiss_available():
+        raise UserError(f"store {directory} keeps a FAISS shortlist index: install faiss-cpu to {action}")
+
+
 def compact_feature_store(directory, chunk_size=4096, progress=True):
     """Rewrites the committed store in `directory` as one segment of its live images (one atomic commit).
 
@@ -277,8 +283,7 @@ def compact_feature_store(directory, chunk_size=4096, progress=True):
     committed = store.manifest
     if len(committed["segments"]) <= 1 and not committed["removed"]:
         return store
-    if committed.get("index") and not faiss_available():
-        raise UserError(f"store {directory} keeps a FAISS shortlist index: install faiss-cpu to compact it")
+    _require_index_engine(committed, directory, "compact it")
     codecs = store.codecs
     identity = {
         "model_sha256": store.model_sha256,
@@ -321,8 +326,8 @@ def _write_segment(directory, items, extract, model_sha256, image_size, codecs, 
     directory.mkdir(parents=True, exist_ok=True)
     committed = _committed_manifest(directory)
     base = committed if append else None
-    if base is not None and base.get("index") and not faiss_available():  # before any extraction
-        raise UserError(f"store {directory} keeps a FAISS shortlist index: install faiss-cpu to add images to it")
+    if base is not None:
+        _require_index_engine(base, directory, "add images to it")  # before any extraction
     paths, pids, camids = _unpack(items)
     identity = {
         "model_sha256": str(model_sha256),

@@ -175,16 +175,19 @@ class _FirstStep(keras.callbacks.Callback):
 def test_fine_tunes_a_saved_model_under_simulated_int8(tiny_dataset, tmp_path):
     import dataclasses
 
+    from keras_msreid.datasets import build_dataset
     from keras_msreid.models.loading import load_model
-    from keras_msreid.training.trainer import train
+    from keras_msreid.training.trainer import build_model, train
     from training_job import tiny_config
 
-    base = tiny_config(str(tiny_dataset), str(tmp_path / "base"))
-    base.epochs, base.final_evaluation = 1, False
-    train(base, verbose=0)
-    source = load_model(tmp_path / "base" / "model.keras")
-    config = dataclasses.replace(base, out_dir=str(tmp_path / "qat"), quantization_aware=True,
-                                 initial_weights=str(tmp_path / "base" / "model.keras"))
+    config = tiny_config(str(tiny_dataset), str(tmp_path / "qat"))
+    config.epochs, config.final_evaluation = 1, False
+    source = build_model(config, build_dataset("folder", str(tiny_dataset), check_files=False).num_train_pids)
+    source.build()
+    for variable in source.weights:  # weights no fresh initialisation of the run could have
+        variable.assign(variable + 0.125)
+    source.save(tmp_path / "source.keras")
+    config = dataclasses.replace(config, quantization_aware=True, initial_weights=str(tmp_path / "source.keras"))
     first = _FirstStep()
     model, _ = train(config, extra_callbacks=[first], verbose=0)
     assert first.simulated

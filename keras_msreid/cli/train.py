@@ -28,8 +28,8 @@ def add_arguments(parser):
     _add(parser, "--initial-weights", dest="initial_weights", metavar="MODEL",
          help="start from this .keras model's weights (fine-tuning) instead of a random initialisation")
     _add(parser, "--quantization-aware", dest="quantization_aware", action="store_const", const=True,
-         help="train under the int8 export's rounding, so that the int8 export loses less (fine-tune with "
-              "--initial-weights)")
+         help="train under the int8 export's rounding, so that its int8 export agrees better with "
+              "float (fine-tune with --initial-weights)")
     _add(parser, "--strategy", choices=("default", "mirrored", "multi_worker"))
     _add(parser, "--mixed-precision", dest="mixed_precision", action="store_const", const=True)
     _add(parser, "--xla", dest="jit_compile", action="store_const", const=True,

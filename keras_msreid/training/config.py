@@ -49,7 +49,7 @@ class TrainConfig:
     seed: int = 0
     # Fine-tuning: start from a saved model (its backbone and pair head; its identity
     # classifier when it has as many identities), and train under the int8 export's
-    # rounding (quantization_aware.py) so that int8 loses less.
+    # rounding (quantization_aware.py) so that its int8 export agrees better with float.
     initial_weights: str = ""
     quantization_aware: bool = False
     # Evaluation during training (0 = only at the end) and its ranking.

@@ -35,8 +35,8 @@ import functools
 from keras import layers, ops, quantizers
 
 _WEIGHTED = (layers.Conv2D, layers.DepthwiseConv2D)
-# The op each of these is folded into by the converter, when it follows it.
 _ROUNDED_OUTPUTS = (layers.BatchNormalization, layers.ReLU, layers.Add, layers.Rescaling)
+# The ops the converter folds each of these into, when it follows one of them.
 _FOLDED_INTO = {layers.BatchNormalization: _WEIGHTED, layers.ReLU: _WEIGHTED + (layers.BatchNormalization, layers.Add)}
 
 
@@ -44,7 +44,7 @@ def round_activation(x):
     """`x` rounded to 8 bits per tensor over its range (held to include 0)."""
     low = ops.stop_gradient(ops.minimum(ops.min(x), 0.0))
     high = ops.stop_gradient(ops.maximum(ops.max(x), 0.0))
-    # An all-zero tensor (a dead ReLU) has an empty range: give it one step's width.
+    # An all-zero tensor (a dead ReLU) has an empty range: a tiny one keeps it exactly zero.
     high = ops.maximum(high, low + 1e-6)
     return quantizers.fake_quant_with_min_max_vars(x, low, high, num_bits=8)
 

@@ -6,6 +6,6 @@ venv="$(bash "$root/scripts/setup_env.sh")"
 cd "$root"
 export TF_CPP_MIN_LOG_LEVEL=2
 # Two workers: the suite's long tests are subprocess trainings and exports that leave a
-# core idle; in parallel the suite took 7 min 56 s against about 10 min serially
-# (docs/RESULTS.md, "Test suite"). Give -n 0 to run serially.
+# core idle, so in parallel it takes about three quarters of the serial time
+# (docs/RESULTS.md, "Test suite", holds the figures). Give -n 0 to run serially.
 "$venv/bin/python" -m pytest -n 2 "$@"

@@ -119,6 +119,12 @@ def cases(f):
          ["old_store", "version-1", "extract the gallery again"]),
         (["search", model, "--store", str(base / "old_store"), "--gallery", str(root / "query")],
          ["old_store", "version-1"]),
+        (["search", model, "--store", str(base / "merged"), "--merge", str(base / "nowhere")],
+         ["--merge", "nowhere", "no feature store"]),
+        (["search", model, "--store", str(base / "merged"), "--merge", str(base / "old_store")],
+         ["old_store", "version-1"]),
+        (["search", model, "--store", str(base / "merged"), "--merge", str(base / "store"), "--gallery",
+          str(root / "query")], ["--merge", "--gallery", "give one of them"]),
         (["report", str(base / "not_a_store")], ["not_a_store", "no config.yaml"]),
         (["report", model, *ds, "--out", str(base / "report"), "--compare", str(base / "bad_metrics")],
          ["bad_metrics", "metrics.json", "not valid JSON"]),
@@ -195,6 +201,30 @@ def test_a_corrupt_query_among_good_ones_is_reported_and_skipped(files, tmp_path
     assert [line.split(" ", 1)[1] for line in captured.out.splitlines() if line.startswith("query ")] == good
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert sum(segment["count"] for segment in manifest["segments"]) == len(list((files["root"] / "query").iterdir()))
+
+
+def test_stores_extracted_apart_merge_into_one_that_ranks_them_all(files, tmp_path, capsys):
+    images = sorted((files["root"] / "query").iterdir())
+    halves = [tmp_path / "cam1", tmp_path / "cam2"]
+    for half, chosen in zip(halves, (images[: len(images) // 2], images[len(images) // 2 :])):
+        half.mkdir()
+        for image in chosen:
+            (half / image.name).write_bytes(image.read_bytes())
+    model = str(files["model"])
+    for half in halves:
+        assert main(["search", model, "--store", str(tmp_path / f"store_{half.name}"), "--gallery", str(half)]) == 0
+    stores = [str(tmp_path / f"store_{half.name}") for half in halves]
+    assert main(["search", model, "--store", str(tmp_path / "all"), "--merge", *stores]) == 0
+    assert f"store {tmp_path / 'all'}: {len(images)} images" in capsys.readouterr().out
+    assert main(["search", model, "--store", str(tmp_path / "all"), "--query", str(images[0]),
+                 "--top", str(len(images))]) == 0
+    ranked = [line.split()[-1] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert sorted(ranked) == sorted(str(half / image.name) for half in halves for image in half.iterdir())
+    assert ranked[0] == str(halves[0] / images[0].name)  # the query itself, found in the first shard
+    other = tmp_path / "other.keras"
+    other.write_bytes(files["model"].read_bytes() + b"\0")  # another file, so another model
+    assert main(["search", str(other), "--store", str(tmp_path / "all2"), "--merge", *stores]) == 2
+    assert "was extracted with another model than" in capsys.readouterr().err
 
 
 def test_bugs_keep_their_traceback(monkeypatch):

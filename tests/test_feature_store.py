@@ -16,7 +16,9 @@ from keras_msreid.retrieval.feature_store import (
     PARTIAL_NAME,
     FeatureStore,
     add_to_feature_store,
+    ID_COUNTER_BITS,
     compact_feature_store,
+    merge_feature_stores,
     remove_from_feature_store,
     write_feature_store,
 )
@@ -68,7 +70,9 @@ def test_round_trip_memory_mapped(tmp_path):
         np.testing.assert_array_equal(store.features[name], value)
         assert isinstance(store.features[name].arrays["codes"], np.memmap)
     assert store.paths == [record.path for record in RECORDS[:COUNT]]
-    np.testing.assert_array_equal(store.ids, np.arange(COUNT))
+    first = store.ids[0]  # a random prefix of its own, numbered from 0 under it
+    assert first > 0 and first % 2**ID_COUNTER_BITS == 0
+    np.testing.assert_array_equal(store.ids, first + np.arange(COUNT))
     np.testing.assert_array_equal(store.pids, [record.pid for record in RECORDS[:COUNT]])
     np.testing.assert_array_equal(store.camids, [record.camid for record in RECORDS[:COUNT]])
     assert (store.count, store.model_sha256, store.image_size) == (COUNT, "a" * 64, (160, 64))
@@ -242,12 +246,12 @@ def test_a_folder_that_is_not_a_store_is_refused(tmp_path, content):
 
 def test_append_extracts_only_the_new_images_and_keeps_ids(tmp_path):
     directory = tmp_path / "store"
-    write(directory, make_extract())
+    first = write(directory, make_extract()).ids[0]
     asked = []
     store = add_to_feature_store(directory, RECORDS[COUNT:], make_extract(asked=asked), progress=False)
     assert asked == [[record.path for record in RECORDS[COUNT:]]]
     assert store.paths == [record.path for record in RECORDS]
-    np.testing.assert_array_equal(store.ids, np.arange(len(RECORDS)))
+    np.testing.assert_array_equal(store.ids, first + np.arange(len(RECORDS)))
     for name, value in expected(indices=range(len(RECORDS))).items():
         np.testing.assert_array_equal(store.features[name], value)
     with pytest.raises(ValueError, match="already holds 1 of these images, e.g. /images/003.jpg"):
@@ -256,15 +260,15 @@ def test_append_extracts_only_the_new_images_and_keeps_ids(tmp_path):
 
 def test_removed_images_are_skipped_and_their_ids_never_come_back(tmp_path):
     directory = tmp_path / "store"
-    write(directory, make_extract())
+    first = write(directory, make_extract()).ids[0]
     gone = [RECORDS[2].path, RECORDS[5].path]
     store = remove_from_feature_store(directory, gone)
     kept = [i for i in range(COUNT) if i not in (2, 5)]
     assert store.paths == [RECORDS[i].path for i in kept]
-    np.testing.assert_array_equal(store.ids, kept)
+    np.testing.assert_array_equal(store.ids, first + np.array(kept))
     np.testing.assert_array_equal(store.features["low_map"], expected(indices=kept)["low_map"])
     store = add_to_feature_store(directory, RECORDS[COUNT:], make_extract(), progress=False)
-    np.testing.assert_array_equal(store.ids, kept + list(range(COUNT, len(RECORDS))))
+    np.testing.assert_array_equal(store.ids, first + np.array(kept + list(range(COUNT, len(RECORDS)))))
     with pytest.raises(ValueError, match="holds no image /images/002.jpg \\(and 2 more given\\)"):
         remove_from_feature_store(directory, gone + ["/images/x.jpg"])
     assert FeatureStore.load(directory).count == len(RECORDS) - 2
@@ -337,7 +341,7 @@ def test_compaction_copies_the_live_rows_into_one_segment(tmp_path, backend):
     np.testing.assert_array_equal(rows, np.argsort(-exact.T, axis=1, kind="stable")[:, :5])
     # Ids of removed images still never come back.
     store = add_to_feature_store(directory, [RECORDS[0]], make_extract(), progress=False)
-    assert store.ids[-1] == len(RECORDS)
+    assert store.ids[-1] == before.manifest["next_id"] == before.ids[0] - 1 + len(RECORDS)
 
 
 def test_a_store_with_nothing_to_compact_is_left_as_it_is(tmp_path):
@@ -350,19 +354,19 @@ def test_a_store_with_nothing_to_compact_is_left_as_it_is(tmp_path):
 
 def test_every_image_removed_compacts_to_an_empty_store(tmp_path):
     directory = tmp_path / "store"
-    write(directory, make_extract())
+    first = write(directory, make_extract()).ids[0]
     remove_from_feature_store(directory, [record.path for record in RECORDS[:COUNT]])
     store = compact_feature_store(directory, progress=False)
     assert store.count == 0 and store.features["embedding"].shape == (0, 8)
     store = add_to_feature_store(directory, RECORDS[:2], make_extract(), progress=False)
-    assert store.ids.tolist() == [COUNT, COUNT + 1]
+    assert store.ids.tolist() == [first + COUNT, first + COUNT + 1]
 
 
-KILLED_COMPACTION = """
+KILLED_COPY = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
 from keras_msreid.retrieval.encoding import EncodedFeature
-from keras_msreid.retrieval.feature_store import compact_feature_store
+from keras_msreid.retrieval.feature_store import compact_feature_store, merge_feature_stores
 
 codes, calls = EncodedFeature.codes, []
 
@@ -373,16 +377,21 @@ def killed_at_the_third_chunk(self, indices):
     return codes(self, indices)
 
 EncodedFeature.codes = killed_at_the_third_chunk
-compact_feature_store({directory!r}, chunk_size=4, progress=False)
+{call}
 """
+
+
+def run_killed_copy(call):
+    """Runs `call` (a compaction or a merge) in a child killed by SIGKILL while copying its third chunk."""
+    code = KILLED_COPY.format(tests=str(pathlib.Path(__file__).parent), call=call)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr
 
 
 def test_a_killed_compaction_keeps_the_previous_store_and_resumes(tmp_path):
     directory = tmp_path / "store"
     before = grown_store(directory)
-    code = KILLED_COMPACTION.format(tests=str(pathlib.Path(__file__).parent), directory=str(directory))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == -9, result.stderr
+    run_killed_copy(f"compact_feature_store({str(directory)!r}, chunk_size=4, progress=False)")
     store = FeatureStore.load(directory)
     assert store.manifest == before.manifest and store.paths == before.paths
     assert json.loads((directory / PARTIAL_NAME).read_text())["done"] == 8
@@ -391,6 +400,111 @@ def test_a_killed_compaction_keeps_the_previous_store_and_resumes(tmp_path):
     for name, feature in store.features.items():
         np.testing.assert_array_equal(np.asarray(feature), np.asarray(before.features[name]))
     assert len(list(directory.glob("data-*"))) == 1
+
+
+def shards(tmp_path, backend="numpy"):
+    """Three stores extracted apart with one model: images 0-11 (one removed), 12-19, 20-29."""
+    made = []
+    for number, (start, stop) in enumerate([(0, 12), (12, 20), (20, len(RECORDS))]):
+        directory = tmp_path / f"shard{number}"
+        write_feature_store(directory, RECORDS[start:stop], make_extract(), model_sha256="a" * 64,
+                            image_size=(160, 64), codecs=COMPACT_CODECS, progress=False, index_backend=backend)
+        made.append(directory)
+    remove_from_feature_store(made[0], [RECORDS[3].path])
+    return made
+
+
+def test_stores_made_apart_number_their_images_apart(tmp_path):
+    made = [write(tmp_path / name, make_extract()) for name in ("a", "b")]
+    assert not set(made[0].ids.tolist()) & set(made[1].ids.tolist())
+    assert made[0].ids[0] >> ID_COUNTER_BITS != made[1].ids[0] >> ID_COUNTER_BITS
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + (["faiss-flat"] if faiss_available() else []))
+def test_merging_shards_copies_their_live_images_with_their_ids(tmp_path, backend):
+    made = shards(tmp_path, backend)
+    before = [FeatureStore.load(directory) for directory in made]
+    merged = merge_feature_stores(tmp_path / "all", made, chunk_size=5, progress=False)
+    assert merged.paths == [path for store in before for path in store.paths]
+    for key in ("ids", "pids", "camids"):
+        assert getattr(merged, key).tolist() == [value for store in before for value in getattr(store, key).tolist()]
+    for name, feature in merged.features.items():  # the codes, bit for bit
+        for array_name, value in feature.arrays.items():
+            np.testing.assert_array_equal(
+                value, np.concatenate([np.asarray(store.features[name].codes(np.arange(store.count))[array_name])
+                                       for store in before]))
+    assert merged.manifest["model_sha256"] == "a" * 64 and len(merged.manifest["segments"]) == 1
+    queries = expected(indices=range(len(RECORDS)))["embedding"]
+    _, rows = merged.index().search(queries, k=5)
+    exact = np.asarray(merged.features["embedding"]) @ queries.T
+    np.testing.assert_array_equal(rows, np.argsort(-exact.T, axis=1, kind="stable")[:, :5])
+    # The merged store numbers what it extracts itself under a prefix of its own.
+    extra = ImageRecord("/images/extra.jpg", pid=99, camid=1)
+    RECORDS.append(extra)
+    try:
+        grown = add_to_feature_store(tmp_path / "all", [extra], make_extract(), progress=False)
+    finally:
+        RECORDS.remove(extra)
+    assert grown.ids[-1] == merged.manifest["next_id"] and grown.ids[-1] not in merged.ids
+    # Into an existing store: the first shard takes in the other two.
+    merged_in = merge_feature_stores(made[0], made[1:], progress=False)
+    assert merged_in.ids.tolist() == merged.ids.tolist() and len(merged_in.manifest["segments"]) == 2
+    assert merged_in.manifest["next_id"] == before[0].manifest["next_id"]
+
+
+def test_a_merge_is_refused_before_anything_is_written(tmp_path):
+    made = shards(tmp_path)
+    merge_feature_stores(tmp_path / "all", made[:2], progress=False)
+    snapshot = {path: path.read_bytes() for path in (tmp_path / "all").rglob("*") if path.is_file()}
+    with pytest.raises(ValueError, match=r"image id \d+ \(/images/012.jpg\) of store .*shard1 is also in store .*all: "
+                                         "was it merged already"):
+        merge_feature_stores(tmp_path / "all", made[1:], progress=False)
+    other_model = write(tmp_path / "other", make_extract(), sha="b" * 64, records=RECORDS[20:], codecs=COMPACT_CODECS)
+    with pytest.raises(ValueError, match=r"store .*other differs from .*all in its model sha256"):
+        merge_feature_stores(tmp_path / "all", [other_model.directory], progress=False)
+    other_codecs = write(tmp_path / "codecs", make_extract(), records=RECORDS[20:])
+    with pytest.raises(ValueError, match="differs from .* in its features"):
+        merge_feature_stores(tmp_path / "all", [other_codecs.directory], progress=False)
+    same_paths = write(tmp_path / "again", make_extract(), records=RECORDS[:2], codecs=COMPACT_CODECS)
+    with pytest.raises(ValueError, match=r"image /images/000.jpg of store .*again is also in store .*all"):
+        merge_feature_stores(tmp_path / "all", [same_paths.directory], progress=False)
+    with pytest.raises(ValueError, match="cannot be merged into itself"):
+        merge_feature_stores(tmp_path / "all", [tmp_path / "all"], progress=False)
+    remove_from_feature_store(made[2], [record.path for record in RECORDS[20:]])
+    with pytest.raises(ValueError, match="hold no images: nothing to merge"):
+        merge_feature_stores(tmp_path / "all", [made[2]], progress=False)
+    with pytest.raises(FileNotFoundError, match="no feature store in"):
+        merge_feature_stores(tmp_path / "all", [tmp_path / "missing"], progress=False)
+    assert {path: path.read_bytes() for path in (tmp_path / "all").rglob("*") if path.is_file()} == snapshot
+
+
+def test_an_id_the_destination_removed_is_not_merged_back_until_it_is_compacted(tmp_path):
+    made = shards(tmp_path)
+    merge_feature_stores(tmp_path / "all", made[1:2], progress=False)
+    remove_from_feature_store(tmp_path / "all", [RECORDS[12].path])
+    with pytest.raises(ValueError, match=r"of store .*shard1 was removed from .*all, and ids are never reused: "
+                                         "compact .*all first"):
+        merge_feature_stores(tmp_path / "all", made[1:2], progress=False)
+    remove_from_feature_store(tmp_path / "all", [RECORDS[i].path for i in range(13, 20)])
+    compact_feature_store(tmp_path / "all", progress=False)
+    merged = merge_feature_stores(tmp_path / "all", made[1:2], progress=False)
+    assert merged.ids.tolist() == FeatureStore.load(made[1]).ids.tolist()
+
+
+def test_a_killed_merge_keeps_the_previous_store_and_resumes(tmp_path):
+    made = shards(tmp_path)
+    before = FeatureStore.load(made[0])
+    fresh = merge_feature_stores(tmp_path / "fresh", made, progress=False)  # what the resumed merge must give
+    run_killed_copy(f"merge_feature_stores({str(made[0])!r}, {[str(d) for d in made[1:]]!r}, chunk_size=4, "
+                    "progress=False)")
+    store = FeatureStore.load(made[0])
+    assert store.manifest == before.manifest and store.paths == before.paths
+    assert json.loads((made[0] / PARTIAL_NAME).read_text())["done"] == 8
+    merged = merge_feature_stores(made[0], made[1:], chunk_size=4, progress=False)
+    assert merged.paths == fresh.paths and merged.ids.tolist() == fresh.ids.tolist()
+    for name, feature in merged.features.items():
+        np.testing.assert_array_equal(np.asarray(feature), np.asarray(fresh.features[name]))
+    assert len(list(made[0].glob("data-*"))) == 2 and not (made[0] / PARTIAL_NAME).exists()
 
 
 def test_writing_the_same_model_again_syncs_the_store_to_the_images_given(tmp_path):

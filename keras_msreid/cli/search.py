@@ -14,6 +14,8 @@ msreid search run/model.keras --query person.jpg --store stores/cam1 --gallery c
 msreid search run/model.keras --store stores/cam1 --remove cam1/old.jpg
 # Rewrite it as one segment without the removed rows (after many appends or removals).
 msreid search run/model.keras --store stores/cam1 --compact
+# Bring stores extracted apart (one per camera or machine) into one; every image keeps its id.
+msreid search run/model.keras --store stores/all --merge stores/cam1 stores/cam2
 ```
 """
 
@@ -39,6 +41,8 @@ def add_arguments(parser):
     source.add_argument("--dataset", help="dataset name whose --split goes into the store (with --root)")
     source.add_argument("--root", help="dataset root folder")
     source.add_argument("--split", default="gallery", choices=("gallery", "query", "train"))
+    parser.add_argument("--merge", nargs="+", metavar="STORE",
+                        help="copy these stores' images (same model) into the store, ids kept; creates it if missing")
     parser.add_argument("--remove", nargs="+", metavar="PATH", help="take these images out of the store")
     parser.add_argument("--compact", action="store_true",
                         help="then rewrite the store as one segment without removed rows (ids kept)")
@@ -52,25 +56,43 @@ def run(args):
     from keras_msreid.errors import UserError
     from keras_msreid.models import load_model
     from keras_msreid.retrieval.extract import build_feature_store, extract_features, keras_score_fn
-    from keras_msreid.retrieval.feature_store import FeatureStore, compact_feature_store, remove_from_feature_store
+    from keras_msreid.retrieval.feature_store import (
+        FeatureStore,
+        compact_feature_store,
+        merge_feature_stores,
+        remove_from_feature_store,
+    )
     from keras_msreid.retrieval.ranking import embedding_similarity, rank_two_stage
     from keras_msreid.utils.file_hash import sha256_of_file
 
-    if not (args.query or args.remove or args.compact or args.gallery or args.dataset):
-        raise UserError("give --query images to rank, or --gallery / --dataset / --remove / --compact to update "
-                        "the store")
+    if not (args.query or args.remove or args.compact or args.gallery or args.dataset or args.merge):
+        raise UserError("give --query images to rank, or --gallery / --dataset / --merge / --remove / --compact to "
+                        "update the store")
+    if args.merge and (args.gallery or args.dataset):
+        raise UserError("--merge adds other stores' images, --gallery / --dataset make the store hold exactly "
+                        "theirs: give one of them")
     queries = _decodable(args.query, "--query") if args.query else None
     records = _gallery_records(args)
+    model = load_model(args.model)
+    model_sha256 = sha256_of_file(args.model)
+    if args.merge:
+        for source in args.merge:
+            try:
+                source_sha256 = FeatureStore.load(source).model_sha256
+            except FileNotFoundError as error:
+                raise UserError(f"--merge {source}: {error}") from None
+            if source_sha256 != model_sha256:
+                raise UserError(f"--merge {source} was extracted with another model than {args.model}")
+        merge_feature_stores(args.store, args.merge)
     if records is None:
         try:
             store = FeatureStore.load(args.store)
         except (FileNotFoundError, ValueError) as error:
             raise UserError(f"{error}; build the store with --gallery FOLDER or --dataset NAME --root ROOT") from None
-    model = load_model(args.model)
-    if records is None and store.model_sha256 != sha256_of_file(args.model):
-        raise UserError(f"store {args.store} was extracted with another model than {args.model}; "
-                        "rebuild it with --gallery or --dataset")
-    if records is not None:
+        if store.model_sha256 != model_sha256:
+            raise UserError(f"store {args.store} was extracted with another model than {args.model}; "
+                            "rebuild it with --gallery or --dataset")
+    else:
         store = build_feature_store(args.model, records, args.store, batch_size=args.batch_size, model=model)
     if args.remove:
         store = remove_from_feature_store(args.store, args.remove)

@@ -4,8 +4,8 @@
 - `ranking`: `rank_exhaustive`, `rank_two_stage`, `fuse_scores` over any `ScoreFn`.
 - `encoding`: `FeatureCodec`, `EncodedFeature` (float16 / int8 / int4 features).
 - `feature_store`: `FeatureStore`, `write_feature_store`, `add_to_feature_store`,
-  `remove_from_feature_store`, `compact_feature_store` (compact, memory-mapped,
-  appendable, crash-safe).
+  `remove_from_feature_store`, `compact_feature_store`, `merge_feature_stores`
+  (compact, memory-mapped, appendable, mergeable, crash-safe).
 - `extract`: `extract_features`, `build_feature_store`, `store_codecs`,
   `feature_extractor`, `keras_score_fn` (Keras).
 - `evaluate`: `evaluate_model` (Keras).
@@ -36,6 +36,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "add_to_feature_store": "feature_store",
     "remove_from_feature_store": "feature_store",
     "compact_feature_store": "feature_store",
+    "merge_feature_stores": "feature_store",
     "build_feature_store": "extract",
     "store_codecs": "extract",
     "feature_extractor": "extract",

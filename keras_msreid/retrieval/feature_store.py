@@ -12,7 +12,10 @@ Layout of a store directory:
 features came from), `image_size`, `features` (per name: a `FeatureCodec`, i.e. its
 encoding, per-image shape and the cells kept), `segments` (in order), `removed`
 (ids of images taken out), `next_id` and `index`. Every image has a stable integer
-id, never reused within a store, so that results and shards can name it.
+id, never reused: a store draws a random 31-bit prefix when it is created and numbers
+its images under it (`id = prefix << 32 | n`), so the ids of stores extracted apart
+(one per camera, per day, per machine) differ too, and `merge_feature_stores` can bring
+such shards together with every image keeping its id.
 
 Growing and shrinking: `add_to_feature_store` extracts only new images into a new
 segment; `remove_from_feature_store` records ids as removed (their rows stay on disk
@@ -21,9 +24,10 @@ rows of every segment into one new segment, so removed rows leave the disk and m
 appends stop costing a segment each (ids and order kept, nothing extracted);
 `write_feature_store` makes a store hold exactly the given images, by removing and
 adding, or by extracting everything again when the model, the image size or the
-encodings differ.
+encodings differ; `merge_feature_stores` copies other stores' live images (codes, ids,
+paths and labels) into a store of the same model and codecs.
 
-Writes are crash-safe: an extraction (or a compaction) fills a fresh `data-<id>` folder in chunks;
+Writes are crash-safe: an extraction (or a compaction or a merge) fills a fresh `data-<id>` folder in chunks;
 after each chunk it flushes the arrays and then atomically rewrites `partial.json`
 with the number of rows done. Only when every row is written (and the index
 extended) is `manifest.json` replaced, which is the commit. Killed at any moment, the
@@ -48,6 +52,7 @@ import hashlib
 import json
 import pathlib
 import re
+import secrets
 import time
 import uuid
 
@@ -65,6 +70,9 @@ MANIFEST_NAME = "manifest.json"
 PARTIAL_NAME = "partial.json"
 IMAGES_NAME = "images.json"
 _FEATURE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+# A store numbers its images under a random prefix: ids of separately made stores differ
+# (two of 1,000 stores share a prefix with probability 2e-4, and a merge refuses them).
+ID_COUNTER_BITS = 32
 
 
 class FeatureStore:
@@ -292,19 +300,12 @@ def compact_feature_store(directory, chunk_size=4096, progress=True):
         "count": store.count,
         "paths_sha256": _paths_sha256(store.paths),
         "compaction_of": [segment["data"] for segment in committed["segments"]],
+        "merge_of": None,
     }
     partial = _resumed_or_new_partial(directory, identity)
-
-    def copied(written):
-        for start in range(written, store.count, chunk_size):
-            rows = np.arange(start, min(start + chunk_size, store.count))
-            yield len(rows), {(name, array_name): codes for name, feature in store.features.items()
-                              for array_name, codes in feature.codes(rows).items()}
-
-    arrays = _fill_segment(directory, partial, codecs, copied, chunk_size, progress, "compacting")
-    images = {"ids": store.ids.tolist(), "paths": store.paths, "pids": store.pids.tolist(),
-              "camids": store.camids.tolist()}
-    atomic_write_text(directory / partial["data"] / IMAGES_NAME, json.dumps(images))
+    arrays = _fill_segment(directory, partial, codecs, _copier([store], chunk_size), chunk_size, progress,
+                           "compacting")
+    atomic_write_text(directory / partial["data"] / IMAGES_NAME, json.dumps(_images_of([store])))
     embeddings = _decoded_embeddings(arrays, codecs["embedding"])
     backend = (committed.get("index") or {}).get("backend", "numpy")
     index = _extended_index(directory, None, embeddings, backend) if store.count else None
@@ -335,34 +336,155 @@ def _write_segment(directory, items, extract, model_sha256, image_size, codecs, 
         "features": {name: codec.to_json() for name, codec in codecs.items()},
         "count": len(paths),
         "paths_sha256": _paths_sha256(paths),
-        "append_to": None if base is None else base["segments"][-1]["data"] if base["segments"] else "",
+        "append_to": _last_segment(base),
         "compaction_of": None,
+        "merge_of": None,
     }
     partial = _resumed_or_new_partial(directory, identity)
     arrays = _extract_into(directory, partial, items, extract, codecs, chunk_size, progress)
-    data_dir = directory / partial["data"]
-    first_id = 0 if base is None else base["next_id"]
+    first_id = _new_first_id() if base is None else base["next_id"]
     images = {"ids": list(range(first_id, first_id + len(paths))), "paths": paths, "pids": pids, "camids": camids}
-    atomic_write_text(data_dir / IMAGES_NAME, json.dumps(images))
-    segments = ([] if base is None else list(base["segments"])) + [{"data": partial["data"], "count": len(paths)}]
-    embeddings = _decoded_embeddings(arrays, codecs["embedding"])
+    manifest = _manifest_with_segment(directory, base, identity, partial["data"], images, arrays, index_backend,
+                                      next_id=first_id + len(paths))
+    _commit(directory, manifest, committed, replaced_segments=base is None)
+    return FeatureStore.load(directory)
+
+
+def merge_feature_stores(directory, sources, chunk_size=4096, progress=True):
+    """Copies the live images of the stores `sources` into the store in `directory` (one atomic commit).
+
+    For shards extracted apart with one model (a store per camera, per day, per
+    machine): the codes are copied, not extracted again, so no model is needed, and
+    every image keeps its id, path and labels. `directory` may be missing or empty;
+    the merged store is then created there, with the sources' model and codecs.
+    Refused before anything is written: a source of another model, image size or
+    codecs, an image id or path held twice (a shard merged twice), an id the
+    destination has removed (ids are never reused: compact it first). Killed at any
+    moment, the directory loads as it was; merging again resumes the copy.
+    """
+    directory = pathlib.Path(directory)
+    _refuse_foreign_folder(directory)
+    if not sources:
+        raise UserError("give the stores to merge")
+    stores = []
+    for source in map(pathlib.Path, sources):
+        if source.resolve() == directory.resolve():
+            raise UserError(f"store {source} cannot be merged into itself")
+        stores.append(FeatureStore.load(source))
+    committed = _committed_manifest(directory)
+    reference = committed or stores[0].manifest
+    for source, store in zip(sources, stores):
+        for key in ("model_sha256", "image_size", "features"):
+            if store.manifest[key] != reference[key]:
+                raise UserError(f"store {source} differs from {directory if committed else sources[0]} in its "
+                                f"{key.replace('_', ' ')}: only stores of one model and codecs merge")
+    _refuse_held_twice(directory, committed, sources, stores)
+    _require_index_engine(reference, directory if committed else sources[0], "merge it")
+    images = _images_of(stores)
+    if not images["ids"]:
+        raise UserError(f"the stores {', '.join(map(str, sources))} hold no images: nothing to merge")
+    directory.mkdir(parents=True, exist_ok=True)
+    identity = {
+        "model_sha256": reference["model_sha256"],
+        "image_size": reference["image_size"],
+        "features": reference["features"],
+        "count": len(images["ids"]),
+        "paths_sha256": _paths_sha256(images["paths"]),
+        "append_to": _last_segment(committed),
+        "compaction_of": None,
+        "merge_of": [str(pathlib.Path(source).resolve()) for source in sources],
+    }
+    partial = _resumed_or_new_partial(directory, identity)
+    codecs = _codecs_of(reference)
+    arrays = _fill_segment(directory, partial, codecs, _copier(stores, chunk_size), chunk_size, progress, "merging")
+    backend = (reference.get("index") or {}).get("backend", "numpy")
+    manifest = _manifest_with_segment(directory, committed, identity, partial["data"], images, arrays, backend,
+                                      next_id=_new_first_id() if committed is None else committed["next_id"])
+    _commit(directory, manifest, committed, replaced_segments=False)
+    return FeatureStore.load(directory)
+
+
+def _refuse_held_twice(directory, committed, sources, stores):
+    """One line naming the first image id or path that two of the stores (or a removed id) would hold."""
+    owner_of_id, owner_of_path = {}, {}
+    if committed is not None:
+        own = FeatureStore.load(directory)
+        owner_of_id = dict.fromkeys(own.ids.tolist(), directory)
+        owner_of_path = dict.fromkeys(own.paths, directory)
+        removed = set(committed["removed"])
+    else:
+        removed = set()
+    for source, store in zip(sources, stores):
+        for image_id, path in zip(store.ids.tolist(), store.paths):
+            if image_id in removed:
+                raise UserError(f"image id {image_id} ({path}) of store {source} was removed from {directory}, and "
+                                f"ids are never reused: compact {directory} first")
+            if image_id in owner_of_id:
+                raise UserError(f"image id {image_id} ({path}) of store {source} is also in store "
+                                f"{owner_of_id[image_id]}: was it merged already? (Stores written before "
+                                "keras_msreid numbered each store's ids apart all start at 0: extract one again.)")
+            if path in owner_of_path:
+                raise UserError(f"image {path} of store {source} is also in store {owner_of_path[path]}")
+            owner_of_id[image_id] = owner_of_path[path] = source
+
+
+def _manifest_with_segment(directory, base, identity, data, images, arrays, index_backend, next_id):
+    """The manifest that commits the filled segment `data` after `base`'s segments (`base` None: a new store).
+
+    Writes the segment's `images.json` and the extended shortlist index first.
+    """
+    atomic_write_text(directory / data / IMAGES_NAME, json.dumps(images))
+    embeddings = _decoded_embeddings(arrays, _codecs_of(identity)["embedding"])
     index = _extended_index(directory, base, embeddings, index_backend)
-    del arrays
-    manifest = {
+    return {
         "format": FORMAT,
         "version": VERSION,
         "model_sha256": identity["model_sha256"],
         "image_size": identity["image_size"],
         "features": identity["features"],
-        "segments": segments,
+        "segments": ([] if base is None else list(base["segments"])) + [{"data": data, "count": len(images["ids"])}],
         "removed": [] if base is None else base["removed"],
-        "next_id": first_id + len(paths),
+        "next_id": next_id,
         "index": index,
         "created": _now() if base is None else base["created"],
         "updated": _now(),
     }
-    _commit(directory, manifest, committed, replaced_segments=base is None)
-    return FeatureStore.load(directory)
+
+
+def _images_of(stores):
+    """The `images.json` record of the live images of `stores`, one after the other."""
+    images = {"ids": [], "paths": [], "pids": [], "camids": []}
+    for store in stores:
+        images["ids"] += store.ids.tolist()
+        images["paths"] += store.paths
+        images["pids"] += store.pids.tolist()
+        images["camids"] += store.camids.tolist()
+    return images
+
+
+def _new_first_id():
+    """The first id of a new store: a random non-zero prefix, so that stores made apart number apart."""
+    return (secrets.randbits(31) or 1) << ID_COUNTER_BITS
+
+
+def _last_segment(base):
+    """What a new segment goes after: None for a new store, "" for an empty one."""
+    return None if base is None else base["segments"][-1]["data"] if base["segments"] else ""
+
+
+def _copier(stores, chunk_size):
+    """`batches(written)` for `_fill_segment`: the live rows' codes of `stores` one after the other."""
+
+    def copied(written):
+        offset = 0
+        for store in stores:
+            for start in range(max(written - offset, 0), store.count, chunk_size):
+                rows = np.arange(start, min(start + chunk_size, store.count))
+                yield len(rows), {(name, array_name): codes for name, feature in store.features.items()
+                                  for array_name, codes in feature.codes(rows).items()}
+            offset += store.count
+
+    return copied
 
 
 def _commit(directory, manifest, committed, replaced_segments):

@@ -1,4 +1,4 @@
-"""Size and latency of an export under LiteRT, against Keras and MobileNetV2, in one run.
+"""Size and latency of an export under LiteRT, against Keras and the MobileNet peers, in one run.
 
 Per mode of the export: file sizes; the extractor's latency per image (batch 1);
 the scorer's latency per pair at batches of 1, 10 and 100 pairs; the whole cost of
@@ -6,9 +6,10 @@ one query against a shortlist of 10 and of 100 gallery images (extract the query
 encode it, score it against the stored gallery features in one invoke, and for
 100 also in invokes of 16 pairs). Each at
 LiteRT 1, 2 and 4 threads, medians over `--runs`. The Keras float model (TensorFlow's
-own thread pool) and `keras.applications.MobileNetV2` at alpha 1.0 and 0.35
-(weights=None, global-average-pooled features, same input size, converted to float32
-and full int8 the same way as the extractor) are timed in the same run.
+own thread pool) and the peers of `ApplicationBackbone`, `keras.applications`
+MobileNetV2 at alpha 1.0 and 0.35 and MobileNetV3Small (weights=None,
+global-average-pooled features, same input size, converted to float32 and full int8
+the same way as the extractor), are timed in the same run.
 
 Usage:
 
@@ -94,23 +95,27 @@ def time_keras(model, images, runs):
     return row
 
 
-def mobilenet_models(image_size, calibration, alphas=(1.0, 0.35)):
-    """`{name: {mode: bytes}}` for MobileNetV2 feature extractors at each alpha."""
+PEERS = (("MobileNetV2", 1.0), ("MobileNetV2", 0.35), ("MobileNetV3Small", 1.0))
+
+
+def peer_models(image_size, calibration):
+    """`{name: {mode: bytes}}` for the peers' feature extractors (`ApplicationBackbone`'s networks)."""
     import keras
 
     from keras_msreid.export.convert import convert_keras_model
+    from keras_msreid.models.application_backbone import APPLICATIONS
 
     converted = {}
-    for alpha in alphas:
-        backbone = keras.applications.MobileNetV2(
-            input_shape=tuple(image_size) + (3,), alpha=alpha, include_top=False, weights=None, pooling="avg"
-        )
+    for application, alpha in PEERS:
+        build, (low, high) = APPLICATIONS[application]
+        backbone = build(input_shape=tuple(image_size) + (3,), alpha=alpha, include_top=False, weights=None,
+                         pooling="avg", **({"include_preprocessing": False} if low == 0.0 else {}))
         images = keras.Input(tuple(image_size) + (3,), name="images")
-        # Same input contract as the extractor: RGB pixels in [0, 255].
-        features = backbone(keras.layers.Rescaling(1 / 127.5, offset=-1.0)(images))
-        model = keras.Model(images, {"features": features}, name=f"mobilenet_v2_{alpha}")
+        # Same input contract as the extractor: RGB pixels in [0, 255], mapped to the network's own range.
+        features = backbone(keras.layers.Rescaling((high - low) / 255.0, offset=low)(images))
+        model = keras.Model(images, {"features": features}, name=f"{application.lower()}_{alpha}")
         samples = [{"images": image[None]} for image in calibration]
-        converted[f"MobileNetV2 x{alpha}"] = convert_keras_model(
+        converted[f"{application} x{alpha}"] = convert_keras_model(
             model, ["float32", "int8"], samples, "uint8", what=model.name
         )
     return converted
@@ -124,7 +129,7 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4], help="LiteRT interpreter threads")
     parser.add_argument("--modes", nargs="+", help="export modes to time (default: all)")
     parser.add_argument("--images-root", help="Market-style folder of crops to time on (default: random pixels)")
-    parser.add_argument("--no-mobilenet", action="store_true", help="skip the MobileNetV2 rows")
+    parser.add_argument("--no-peers", action="store_true", help="skip the MobileNet rows")
     args = parser.parse_args()
 
     metadata = read_metadata(args.export_dir)
@@ -142,7 +147,7 @@ def main():
 
     columns = ["extract", "pair@1", "pair@10", "pair@100", "query+10", "query+100", "query+100/16"]
     header = (
-        f"{'model':<26} {'threads':>7} {'MB ext':>7} {'MB sc':>6} {'ms/img':>7} {'ms/pair@1':>9} "
+        f"{'model':<30} {'threads':>7} {'MB ext':>7} {'MB sc':>6} {'ms/img':>7} {'ms/pair@1':>9} "
         f"{'@10':>6} {'@100':>6} {'query+10':>8} {'query+100':>9} {'q+100/16':>8}"
     )
     rows = []
@@ -150,7 +155,7 @@ def main():
     def add(name, threads, sizes, row):
         cells = [f"{row[c]:.3f}" if c in row else "-" for c in columns]
         rows.append(
-            f"{name:<26} {threads:>7} {sizes[0]:>7} {sizes[1]:>6} {cells[0]:>7} {cells[1]:>9} "
+            f"{name:<30} {threads:>7} {sizes[0]:>7} {sizes[1]:>6} {cells[0]:>7} {cells[1]:>9} "
             f"{cells[2]:>6} {cells[3]:>6} {cells[4]:>8} {cells[5]:>9} {cells[6]:>8}"
         )
 
@@ -168,8 +173,8 @@ def main():
     model = keras.saving.load_model(args.model or metadata["source_model"]["path"], safe_mode=True)
     add("MSReID Keras float32", "TF", ["-", "-"], time_keras(model, images, args.runs))
 
-    if not args.no_mobilenet:
-        for name, per_mode in mobilenet_models(image_size, images[:50].astype(np.float32)).items():
+    if not args.no_peers:
+        for name, per_mode in peer_models(image_size, images[:50].astype(np.float32)).items():
             for mode, model_bytes in per_mode.items():
                 for threads in args.threads:
                     runtime = TFLiteModel(model_bytes, num_threads=threads)

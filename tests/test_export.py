@@ -49,11 +49,15 @@ def model_path(dataset_root, tmp_path_factory):
     keras.utils.set_random_seed(0)
     dataset = build_dataset("market1501", dataset_root)
     model = MSReID.from_options(num_classes=dataset.num_train_pids, parts=2, **TINY_MODEL)
-    # Eager steps: tracing the training graph would cost more than these steps.
+    # Eager steps: tracing the training graph would cost more than these steps. Batches
+    # in a fixed order: on a starved machine a fast batch can overtake a slow one, which
+    # (most likely) is how a starved suite's weights took the int8 scorer's order check
+    # below from 0.987 to 0.833.
     # Fewer than about a dozen leave the pair scores flat (std ~1e-4 around 0.5),
     # and int8 noise of that size made their correlation with Keras a coin toss.
     model.compile(optimizer=keras.optimizers.Adam(3e-3), run_eagerly=True)
-    model.fit(make_train_dataset(dataset.train, IMAGE_SIZE, p=4, k=2, seed=0), steps_per_epoch=12, verbose=0)
+    model.fit(make_train_dataset(dataset.train, IMAGE_SIZE, p=4, k=2, seed=0, deterministic=True), steps_per_epoch=12,
+              verbose=0)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     model.save(path)
     return path
@@ -300,15 +304,15 @@ def test_scorer_batch_resizes_in_every_mode(exported, mode):
     np.testing.assert_allclose(real, one_by_one[:5], atol=1e-6)
 
 
-@pytest.mark.parametrize("mode,tolerance,correlation", [("float32", 1e-4, 0.9999), ("int8", 0.05, 0.7)])
+@pytest.mark.parametrize("mode,tolerance,correlation", [("float32", 1e-4, 0.9999), ("int8", 0.05, 0.95)])
 def test_keras_and_litert_scorers_rank_through_the_same_code(exported, keras_model, test_images, mode, tolerance,
                                                              correlation):
     # The same features for both scorers, so that only the scorer differs (int8: its own
     # quantization of them). This model's scores span about 1e-3, so beside the int8
     # tolerance of test_int8_outputs_are_close_to_float the order is checked by the
-    # scores' correlation: 0.987 measured for int8 on a quiet machine, 0.833 in a suite
-    # starved beside two trainings, where thread scheduling changed the 12-step fixture's
-    # weights. A scrambled order correlates near 0, so 0.7 still catches it.
+    # scores' correlation: for int8 0.987 beside two trainings, 0.992 at one thread (the
+    # fixture's batches come in a fixed order; thread counts still move its weights a
+    # little). A scrambled order correlates near 0.
     features = {name: features for name, features in keras_model.extractor().predict(test_images, verbose=0).items()
                 if name in FEATURES}
     query = {name: value[:2] for name, value in features.items()}

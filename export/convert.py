@@ -357,7 +357,10 @@ def _convert(model, extractor, modes, representative, input_type):
     """`{role: {mode: TFLite bytes}}` of the extractor and (with a pair head) the scorer."""
     keras_models = {"extractor": extractor}
     if model.scorer_feature_names:
-        keras_models["scorer"] = model.scorer("shift_add")
+        # Slices for the correlations (their kernels are run-time tensors), one
+        # DEPTHWISE_CONV_2D for the context (its kernel is a weight): the fastest
+        # builtin form under LiteRT.
+        keras_models["scorer"] = model.scorer("shift_add", context="grouped")
     return {
         role: convert_keras_model(
             keras_model,

@@ -54,8 +54,10 @@ def test_score_is_symmetric_and_both_correlation_forms_agree(model):
     forward = scorer.predict(pair_inputs(names, a, b), verbose=0)["score"]
     backward = scorer.predict(pair_inputs(names, b, a), verbose=0)["score"]
     grouped = model.scorer("grouped").predict(pair_inputs(names, a, b), verbose=0)["score"]
+    exported_form = model.scorer("shift_add", context="grouped").predict(pair_inputs(names, a, b), verbose=0)["score"]
     np.testing.assert_allclose(forward, backward, atol=1e-6)
     np.testing.assert_allclose(forward, grouped, atol=1e-5)
+    np.testing.assert_allclose(exported_form, grouped, atol=1e-5)
     assert forward.shape == (4,)
     assert np.all((forward > 0) & (forward < 1))
     # The unit-norm embedding of the extractor.

@@ -162,9 +162,9 @@ class MSReID(keras.Model):
         return outputs
 
     # ------------------------------------------------------------------- per pair
-    def pair_logits(self, features_a, features_b, training=None, correlation=None):
+    def pair_logits(self, features_a, features_b, training=None, correlation=None, context=None):
         """Symmetric logits `(pairs,)` of aligned pairs from two dicts of per-image features."""
-        return self.pair_head(features_a, features_b, training=training, correlation=correlation)
+        return self.pair_head(features_a, features_b, training=training, correlation=correlation, context=context)
 
     # ----------------------------------------------------------- functional views
     def extractor(self):
@@ -177,13 +177,17 @@ class MSReID(keras.Model):
                 extracted[f"{level}_{kind}"] = outputs[f"{level}_{kind}"]
         return keras.Model(images, extracted, name="msreid_extractor")
 
-    def scorer(self, correlation="shift_add"):
+    def scorer(self, correlation="shift_add", context=None):
         """Functional model: `a_<name>`, `b_<name>` features -> `score` in [0, 1].
 
         `correlation="shift_add"` runs the pair head's depth-wise steps (the correlations
-        and the fusion's 3x3 context) as slices and element-wise products: builtin ops
-        for TFLite, and the fast form under XLA (`keras_score_fn`); `"grouped"` runs them
-        as TensorFlow's depth-wise convolutions, the faster form without XLA.
+        and, unless `context` says otherwise, the fusion's 3x3 context) as slices and
+        element-wise products: builtin ops for TFLite, and the fast form under XLA
+        (`keras_score_fn`); `"grouped"` runs them as TensorFlow's depth-wise
+        convolutions, the faster form without XLA. The TFLite export takes
+        `scorer("shift_add", context="grouped")`: the correlations' kernels are
+        run-time tensors, but the context's is a weight, which LiteRT runs as one
+        DEPTHWISE_CONV_2D faster than nine slices (docs/RESULTS.md, session 17).
         """
         if self.pair_head is None:
             raise ValueError("this model has no similarity levels: rank by its embedding instead")
@@ -193,7 +197,7 @@ class MSReID(keras.Model):
         split = {
             side: {name: inputs[f"{side}_{name}"] for name in self.scorer_feature_names} for side in ("a", "b")
         }
-        logits = self.pair_logits(split["a"], split["b"], training=False, correlation=correlation)
+        logits = self.pair_logits(split["a"], split["b"], training=False, correlation=correlation, context=context)
         return keras.Model(inputs, {"score": ops.sigmoid(logits)}, name="msreid_scorer")
 
     # ------------------------------------------------------------------- training

@@ -25,8 +25,9 @@ class MSReIDPairHead(keras.layers.Layer):
     image pixels apart (or its own, if coarser), so the per-pair work does not grow
     with a level's resolution while each patch keeps its level's detail
     (docs/RESULTS.md, "Where a training step's time goes"). A `SimilarityFusion`
-    joins the levels from low to high into one logit. `call(..., correlation=)`
-    chooses how its depth-wise steps run (`MSReID.scorer`), the same numbers either way.
+    joins the levels from low to high into one logit. `call(..., correlation=,
+    context=)` choose how its depth-wise steps run (`MSReID.scorer`), the same
+    numbers either way.
 
     Example:
 
@@ -98,9 +99,10 @@ class MSReIDPairHead(keras.layers.Layer):
         # come back from JSON with lists for tuples, and the config would not round-trip.
         return None
 
-    def call(self, features_a, features_b, training=None, correlation=None):
-        # One choice for every depth-wise step of the head: the correlations and the context.
+    def call(self, features_a, features_b, training=None, correlation=None, context=None):
+        # The fusion's context runs as the correlations do unless told otherwise.
         correlation = correlation or self.correlation
+        context = context or correlation
         level_maps = [
             self.similarities[level](
                 [features_a[f"{level}_patch"], features_a[f"{level}_map"],
@@ -109,7 +111,7 @@ class MSReIDPairHead(keras.layers.Layer):
             )
             for level in self.levels
         ]
-        fused = self.fusion(level_maps, training=training, depthwise=correlation)
+        fused = self.fusion(level_maps, training=training, depthwise=context)
         return ops.reshape(fused, (-1,))
 
     def get_config(self):

@@ -187,7 +187,8 @@ class MSReID(keras.Model):
         convolutions, the faster form without XLA. The TFLite export takes
         `scorer("shift_add", context="grouped")`: the correlations' kernels are
         run-time tensors, but the context's is a weight, which LiteRT runs as one
-        DEPTHWISE_CONV_2D faster than nine slices (docs/RESULTS.md, session 17).
+        DEPTHWISE_CONV_2D faster than nine slices (docs/RESULTS.md, "The exported
+        scorer's context as a convolution").
         """
         if self.pair_head is None:
             raise ValueError("this model has no similarity levels: rank by its embedding instead")

@@ -25,6 +25,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_msreid.edge_demo.reid_models import ReIDModels, read_metadata  # noqa: E402
+from timing import crops_to_time  # noqa: E402
 
 
 def main():
@@ -38,15 +39,8 @@ def main():
     parser.add_argument("--root", help="dataset whose training crops to score (default: random pixels)")
     args = parser.parse_args()
 
-    image_size = tuple(read_metadata(args.export_dirs[0])["image_size"])
-    if args.root:
-        from keras_msreid.datasets import build_dataset
-        from keras_msreid.export.images import calibration_set
-
-        images, _ = calibration_set(build_dataset(args.dataset, args.root).train, image_size, args.pairs + 1)
-        images = np.round(images).astype(np.uint8)
-    else:
-        images = np.random.default_rng(0).integers(0, 256, (args.pairs + 1,) + image_size + (3,), dtype=np.uint8)
+    image_size = read_metadata(args.export_dirs[0])["image_size"]
+    images = crops_to_time(image_size, args.pairs + 1, args.dataset, args.root)
     print(f"{args.pairs} pairs a call, {args.rounds} interleaved rounds, {args.threads} thread(s); ms")
     print(f"{'export':<40} {'mode':<8} {'min':>7} {'median':>7} {'min / ref':>9} {'max |score - ref|':>17}")
     for mode in args.modes:

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from keras_msreid.edge_demo.litert import TFLiteModel  # noqa: E402
 from keras_msreid.edge_demo.reid_models import ReIDModels, read_metadata  # noqa: E402
-from timing import median_seconds  # noqa: E402
+from timing import crops_to_time, median_seconds  # noqa: E402
 
 
 def median_ms(function, runs, warmup=3):
@@ -128,21 +128,14 @@ def main():
     parser.add_argument("--runs", type=int, default=50, help="timed runs per figure (fewer for big batches)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4], help="LiteRT interpreter threads")
     parser.add_argument("--modes", nargs="+", help="export modes to time (default: all)")
-    parser.add_argument("--images-root", help="Market-style folder of crops to time on (default: random pixels)")
+    parser.add_argument("--dataset", default="folder", help="layout of --root (as in msreid train)")
+    parser.add_argument("--root", help="dataset whose training crops to time on (default: random pixels)")
     parser.add_argument("--no-peers", action="store_true", help="skip the MobileNet rows")
     args = parser.parse_args()
 
     metadata = read_metadata(args.export_dir)
     image_size = tuple(metadata["image_size"])
-    rng = np.random.default_rng(0)
-    if args.images_root:
-        from keras_msreid.export.images import calibration_set
-        from keras_msreid.datasets import build_dataset
-
-        images, _ = calibration_set(build_dataset("folder", args.images_root).train, image_size, 100)
-        images = np.round(images).astype(np.uint8)
-    else:
-        images = rng.integers(0, 256, (100,) + image_size + (3,), dtype=np.uint8)
+    images = crops_to_time(image_size, 100, args.dataset, args.root)
     modes = args.modes or list(metadata["models"])
 
     columns = ["extract", "pair@1", "pair@10", "pair@100", "query+10", "query+100", "query+100/16"]

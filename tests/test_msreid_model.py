@@ -130,8 +130,8 @@ def test_save_and_load_in_safe_mode_keeps_outputs(model, tmp_path):
 def test_fit_lowers_the_loss_on_a_fixed_batch():
     keras.utils.set_random_seed(0)
     model = MSReID.from_options(num_classes=4, **{**TINY_MODEL, "levels": ("low", "high")})
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), hard_positives=1, hard_negatives=1, random_positives=0,
-                  random_negatives=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss_weights={"ranking": 1.0}, hard_positives=1,
+                  hard_negatives=1, random_positives=0, random_negatives=0)
     x = images(16)
     y = np.repeat(np.arange(4), 4).astype("int32")
     data = tf.data.Dataset.from_tensors((x, y)).repeat()
@@ -139,6 +139,19 @@ def test_fit_lowers_the_loss_on_a_fixed_batch():
     assert history["loss"][1] < history["loss"][0]
     for name in ("identity_loss", "triplet_loss", "verification_loss", "ranking_loss", "pair_accuracy"):
         assert np.isfinite(history[name][-1]), name
+
+
+def test_a_term_weighted_zero_is_neither_trained_nor_logged():
+    model = MSReID.from_options(num_classes=4, **{**TINY_MODEL, "levels": ("high",)})
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))  # the default weights: no ranking loss
+    x, y = images(8), np.repeat(np.arange(4), 2).astype("int32")
+    logs = model.fit(x, y, epochs=1, verbose=0).history
+    assert "ranking_loss" not in logs and "verification_loss" in logs and "pair_accuracy" in logs
+    terms = {name: logs[f"{name}_loss"][0] for name in ("identity", "triplet", "verification")}
+    assert logs["loss"][0] == pytest.approx(sum(terms.values()), rel=1e-4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss_weights={"ranking": 0.5, "triplet": 0.0})
+    logs = model.fit(x, y, epochs=1, verbose=0).history
+    assert "ranking_loss" in logs and "triplet_loss" not in logs
 
 
 def test_a_loaded_model_is_compiled_as_it_was_saved(tmp_path):

@@ -16,7 +16,12 @@ from keras_msreid.models.application_backbone import APPLICATIONS, ApplicationBa
 from keras_msreid.models.backbone import MSReIDBackbone
 from keras_msreid.models.pair_head import MSReIDPairHead
 
-DEFAULT_LOSS_WEIGHTS = {"identity": 1.0, "triplet": 1.0, "verification": 1.0, "ranking": 1.0}
+# The paper's improved ranking loss is off by default: on the default network (high level,
+# no STN) the recipe without it ranked CUHK01's validation identities level or better on
+# all three seeded splits (docs/RESULTS.md, "The ranking loss on splits 1 and 2"). The
+# verification loss already pushes each positive score toward 1 and each negative toward
+# 0, which orders them and gives a fixed match threshold its meaning, as the ranking does.
+DEFAULT_LOSS_WEIGHTS = {"identity": 1.0, "triplet": 1.0, "verification": 1.0, "ranking": 0.0}
 DEFAULT_LOSS_OPTIONS = {
     # Pairs scored per anchor: random positives and negatives. Hardest-by-embedding pairs
     # are the ones a head sharing the embedding's features gets wrong by construction:
@@ -209,7 +214,8 @@ class MSReID(keras.Model):
             optimizer: any Keras optimizer.
             loss_weights: dict overriding `DEFAULT_LOSS_WEIGHTS`: `identity` and
                 `triplet` train the embedding, `verification` and `ranking` the
-                score. A weight of 0 switches a term off.
+                score (off by default). A weight of 0 switches a term off: it is
+                neither computed nor logged.
             **kwargs: any of `DEFAULT_LOSS_OPTIONS` (margins, pairs mined per
                 anchor, label smoothing) and `keras.Model.compile` arguments such
                 as `jit_compile`.
@@ -243,7 +249,9 @@ class MSReID(keras.Model):
 
     @property
     def metrics(self):
-        return super().metrics + list(self.trackers.values())
+        # Keras lists `self.trackers` itself; a term weighted 0 is not computed, so not logged.
+        idle = {id(tracker) for name, tracker in self.trackers.items() if not self.loss_weights.get(name, 1.0)}
+        return [metric for metric in super().metrics if id(metric) not in idle]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         options = self.loss_options
@@ -295,9 +303,11 @@ class MSReID(keras.Model):
         valid = ops.concatenate([positive_valid, negative_valid], axis=1)
         scores = ops.sigmoid(logits)
         correct = ops.equal(scores > 0.5, is_same)
-        terms = {
-            "verification": losses.verification_loss(is_same, logits, valid),
-            "ranking": losses.improved_ranking_loss(
+        terms = {"pair_accuracy": masked_mean(ops.cast(correct, "float32"), valid)}
+        if self.loss_weights["verification"]:
+            terms["verification"] = losses.verification_loss(is_same, logits, valid)
+        if self.loss_weights["ranking"]:
+            terms["ranking"] = losses.improved_ranking_loss(
                 scores[:, :num_positives],
                 scores[:, num_positives:],
                 positive_valid,
@@ -305,9 +315,7 @@ class MSReID(keras.Model):
                 options["ranking_margin"],
                 options["ranking_threshold"],
                 options["ranking_beta"],
-            ),
-            "pair_accuracy": masked_mean(ops.cast(correct, "float32"), valid),
-        }
+            )
         return terms
 
     def get_config(self):

@@ -234,6 +234,13 @@ class MSReID(keras.Model):
             raise UserError("the pair losses need at least one positive and one negative pair per anchor: "
                             "set hard_positives or random_positives, and hard_negatives or random_negatives, >= 1")
         super().compile(optimizer=optimizer, **kwargs)
+        # Outside a tf.distribute scope Keras would build the optimizer inside the first
+        # traced step, and a tf.function that creates variables is traced twice: 9 of a tiny
+        # run's 30 s of fitting (docs/RESULTS.md, "Test suite"). The input size is fixed, so
+        # the model can be built here.
+        if not self.built:
+            self.build()
+        self.optimizer.build(self.trainable_variables)
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -244,8 +251,6 @@ class MSReID(keras.Model):
     def compile_from_config(self, config):
         # The base class skips models with their own `compile`; ours takes its config back.
         self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     @property
     def metrics(self):

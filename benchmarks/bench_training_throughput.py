@@ -5,7 +5,7 @@ Usage:
 
 Table 1: one optimizer step of `model.fit` (in-memory PK batches of 16 x 4 images at
 160x64, so the input pipeline is not measured), median over `--steps` steps after two
-warm-up steps, for each variant. Table 2: forward + backward of the depth-wise
+warm-up steps, for each variant, and the first step alone (it traces the step's graph). Table 2: forward + backward of the depth-wise
 correlation alone for 224 pairs of 40x16x32 maps and 5x3 patches, grouped (one
 depth-wise convolution) against shift-and-add (the TFLite form). Table 3: the same
 for 512 pairs (a training step's 256 pairs, both directions) at the strides the pair
@@ -50,7 +50,7 @@ def time_training(options, steps, batch):
     model.compile(optimizer=keras.optimizers.AdamW(1e-3))
     timer = StepTimer()
     model.fit(data, steps_per_epoch=steps + 2, epochs=1, callbacks=[timer], verbose=0)
-    return float(np.median(timer.times[2:]))
+    return float(np.median(timer.times[2:])), timer.times[0]
 
 
 def correlate_one_strided_conv(patches, maps, stride):
@@ -99,10 +99,10 @@ def main():
     args = parser.parse_args()
 
     print(f"Table 1: training step, batch {args.batch} at 160x64 (median of {args.steps} steps)")
-    print(f"{'variant':<30} {'ms/step':>9} {'images/s':>9}")
+    print(f"{'variant':<30} {'ms/step':>9} {'images/s':>9} {'first step s':>13}")
     for name, options in VARIANTS.items():
-        seconds = time_training(options, args.steps, args.batch)
-        print(f"{name:<30} {seconds * 1000:9.0f} {args.batch / seconds:9.1f}", flush=True)
+        seconds, first = time_training(options, args.steps, args.batch)
+        print(f"{name:<30} {seconds * 1000:9.0f} {args.batch / seconds:9.1f} {first:13.1f}", flush=True)
 
     print("\nTable 2: correlation forward + backward, 224 pairs, 40x16x32 maps, 5x3 patches (median of 5)")
     grouped, shift_add = time_correlation(correlate_grouped), time_correlation(correlate_shift_add)

@@ -125,6 +125,28 @@ def test_a_finished_run_run_again_keeps_its_model_file(tiny_dataset, tmp_path):
         np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=want.path)
 
 
+def test_a_run_folder_keeps_its_loss_recipe_when_the_defaults_change(tiny_dataset, tmp_path, monkeypatch):
+    from keras_msreid.errors import UserError
+    from keras_msreid.models.msreid import DEFAULT_LOSS_OPTIONS, DEFAULT_LOSS_WEIGHTS
+    from keras_msreid.training.config import TrainConfig
+    from keras_msreid.training.trainer import check_run_folder, train
+    from training_job import tiny_config
+
+    config = tiny_config(str(tiny_dataset), str(tmp_path / "run"))
+    config.epochs, config.final_evaluation, config.loss_weights = 1, False, {"triplet": 0.5}
+    train(config, verbose=0)
+    saved = TrainConfig.load(tmp_path / "run" / "config.yaml")
+    assert saved.loss_weights == {**DEFAULT_LOSS_WEIGHTS, "triplet": 0.5}
+    assert saved.loss_options == DEFAULT_LOSS_OPTIONS
+    check_run_folder(config)  # the same command resumes it
+    check_run_folder(saved)  # and so does its config.yaml
+    monkeypatch.setitem(DEFAULT_LOSS_WEIGHTS, "ranking", 1.0)  # a later release's default
+    with pytest.raises(UserError, match=r"holds a run with other options \(loss_weights.ranking 0.0 there, "
+                                        r"1.0 here\); resume it with `msreid train --config .*config.yaml`"):
+        check_run_folder(config)
+    check_run_folder(saved)
+
+
 def test_reader_flags_add_to_the_config_files_dataset_options(tmp_path):
     from keras_msreid.cli import _build_parser as build_parser
     from keras_msreid.cli.train import config_from_args

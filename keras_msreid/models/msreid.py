@@ -18,7 +18,7 @@ from keras_msreid.models.pair_head import MSReIDPairHead
 
 # The paper's improved ranking loss is off by default: on the default network (high level,
 # no STN) the recipe without it ranked CUHK01's validation identities level or better on
-# all three seeded splits (docs/RESULTS.md, "The ranking loss on splits 1 and 2"). The
+# all three seeded splits (docs/RESULTS.md, "The ranking loss off by default"). The
 # verification loss already pushes each positive score toward 1 and each negative toward
 # 0, which orders them and gives a fixed match threshold its meaning, as the ranking does.
 DEFAULT_LOSS_WEIGHTS = {"identity": 1.0, "triplet": 1.0, "verification": 1.0, "ranking": 0.0}

@@ -16,6 +16,7 @@ from keras_msreid.datasets import build_dataset
 from keras_msreid.errors import UserError
 from keras_msreid.models import MSReID
 from keras_msreid.models.loading import check_model_file, initialise_from
+from keras_msreid.models.msreid import DEFAULT_LOSS_OPTIONS, DEFAULT_LOSS_WEIGHTS
 from keras_msreid.training.checkpoint import ResumableCheckpoint, load_state, restore, weights_are_finite
 from keras_msreid.training.config import TrainConfig
 from keras_msreid.training.evaluation_callback import ReIDEvaluation
@@ -31,6 +32,10 @@ RESUMABLE_CHANGES = frozenset({
     "root", "out_dir", "epochs", "learning_rate", "eval_every", "final_evaluation", "protocol",
     "checkpoint_every_steps", "check_files", "cache_decoded", "strategy", "jit_compile",
 })
+# Options a run folder records resolved, defaults included: a later release that
+# changes a default (session 18 dropped the ranking loss) must not change a run
+# resumed from its folder, and refuses it instead.
+RESOLVED_DEFAULTS = {"loss_weights": DEFAULT_LOSS_WEIGHTS, "loss_options": DEFAULT_LOSS_OPTIONS}
 
 
 class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
@@ -101,17 +106,19 @@ def check_run_folder(config):
 
 
 def _differences(saved, config):
-    """(name, saved value, new value) of each option a resumed run may not change, as text; model options one by one."""
+    """(name, saved value, new value) of each option a resumed run may not change, as text; mappings key by key."""
     def shown(mapping, key):
         return repr(mapping[key]) if key in mapping else "unset"
 
     changed = []
     for field in dataclasses.fields(TrainConfig):
         name, there, here = field.name, getattr(saved, field.name), getattr(config, field.name)
+        if name in RESOLVED_DEFAULTS:
+            there, here = {**RESOLVED_DEFAULTS[name], **there}, {**RESOLVED_DEFAULTS[name], **here}
         if name in RESUMABLE_CHANGES or there == here:
             continue
-        if name == "model":
-            changed += [(f"model.{key}", shown(there, key), shown(here, key))
+        if name in ("model", *RESOLVED_DEFAULTS):
+            changed += [(f"{name}.{key}", shown(there, key), shown(here, key))
                         for key in sorted(set(there) | set(here)) if there.get(key) != here.get(key)]
         else:
             changed.append((name, repr(there), repr(here)))
@@ -176,7 +183,8 @@ def train(config, extra_callbacks=(), verbose="auto"):
         log.info("resuming from step %d (epoch %d)", start, start // steps + 1)
     # Everything that can refuse the run has run: only now is the folder written.
     if chief:
-        config.save(run / "config.yaml")
+        dataclasses.replace(config, loss_weights=dict(model.loss_weights),
+                            loss_options=dict(model.loss_options)).save(run / "config.yaml")
 
     with contextlib.ExitStack() as stack:
         # A worker that is not the chief logs to a private folder that vanishes with it.

@@ -5,9 +5,10 @@ Usage:
 
 Table 1: one optimizer step of `model.fit` (in-memory PK batches of 16 x 4 images at
 160x64, so the input pipeline is not measured), median over `--steps` steps after two
-warm-up steps, for each variant, and the first step alone (it traces the step's graph). Table 2: forward + backward of the depth-wise
-correlation alone for 224 pairs of 40x16x32 maps and 5x3 patches, grouped (one
-depth-wise convolution) against shift-and-add (the TFLite form). Table 3: the same
+warm-up steps, for each variant, and the first step alone (it traces the step's graph).
+Table 2: forward + backward of the depth-wise correlation alone for 224 pairs of
+40x16x32 maps and 5x3 patches, grouped (one depth-wise convolution) against
+shift-and-add (the TFLite form). Table 3: the same
 for 512 pairs (a training step's 256 pairs, both directions) at the strides the pair
 path uses, and two other forms of the strided correlation: one strided depth-wise
 convolution, and each map unfolded into its patch taps (`tf.image.extract_patches`)

@@ -20,7 +20,7 @@ from keras_msreid.models.pair_head import MSReIDPairHead
 # no STN) the recipe without it ranked CUHK01's validation identities level or better on
 # all three seeded splits (docs/RESULTS.md, "The ranking loss off by default"). The
 # verification loss already pushes each positive score toward 1 and each negative toward
-# 0, which orders them and gives a fixed match threshold its meaning, as the ranking does.
+# 0, which orders them; without the threshold term positive scores were no lower.
 DEFAULT_LOSS_WEIGHTS = {"identity": 1.0, "triplet": 1.0, "verification": 1.0, "ranking": 0.0}
 DEFAULT_LOSS_OPTIONS = {
     # Pairs scored per anchor: random positives and negatives. Hardest-by-embedding pairs
@@ -235,9 +235,9 @@ class MSReID(keras.Model):
                             "set hard_positives or random_positives, and hard_negatives or random_negatives, >= 1")
         super().compile(optimizer=optimizer, **kwargs)
         # Outside a tf.distribute scope Keras would build the optimizer inside the first
-        # traced step, and a tf.function that creates variables is traced twice: 9 of a tiny
-        # run's 30 s of fitting (docs/RESULTS.md, "Test suite"). The input size is fixed, so
-        # the model can be built here.
+        # traced step, and a tf.function that creates variables is traced twice: the default
+        # model's first step took 28-31 s instead of 14 (docs/RESULTS.md, "one trace for the
+        # first step"). The input size is fixed, so the model can be built here.
         if not self.built:
             self.build()
         self.optimizer.build(self.trainable_variables)

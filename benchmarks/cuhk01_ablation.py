@@ -97,7 +97,6 @@ def run_variant(name, dataset, seconds, seed, learning_rate, save_path=None):
     compile_options = options.pop("compile_options", {})
     keras.utils.set_random_seed(seed)
     model = MSReID.from_options(num_classes=dataset.num_train_pids, **options)
-    model.build()
     steps = steps_per_epoch(dataset.train)
     # Linear warm-up over one epoch, then constant (alpha=1: no decay), which stays fair
     # wherever the budget cuts training.

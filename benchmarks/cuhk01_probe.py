@@ -39,7 +39,6 @@ def main():
     dataset = build_dataset("cuhk01", args.root, num_test_ids=100, split_seed=args.split, check_files=False)
     keras.utils.set_random_seed(0)
     model = MSReID.from_options(num_classes=dataset.num_train_pids, levels=tuple(args.levels))
-    model.build()
     steps = steps_per_epoch(dataset.train)
     schedule = keras.optimizers.schedules.CosineDecay(
         args.learning_rate * 0.1, decay_steps=1, alpha=1.0, warmup_target=args.learning_rate, warmup_steps=steps

@@ -168,7 +168,6 @@ def test_a_killed_worker_leaves_a_checkpoint_that_resumes_single_process(tiny_da
     config = TrainConfig.load(run / "config.yaml")
     assert config.strategy == "multi_worker"
     model = build_model(config, build_dataset(config.dataset, config.root, check_files=False).num_train_pids)
-    model.build()
     compile_model(model, config, config.steps_per_epoch)
     assert restore(model, run / "checkpoint") == state["global_step"]
     del model

@@ -84,12 +84,14 @@ def weights_are_finite(model):
 
 
 def restore(model, directory):
-    """Loads the last checkpoint into a built, compiled model; returns its global step (0 if none)."""
+    """Loads the last checkpoint into a compiled model; returns its global step (0 if none).
+
+    `MSReID.compile` builds the model and its optimizer, so every variable the
+    checkpoint holds exists.
+    """
     state = load_state(directory)
     if state is None:
         return 0
-    if not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
     try:
         model.load_weights(state["weights_path"])
     except (ValueError, KeyError, OSError) as error:

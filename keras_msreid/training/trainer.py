@@ -174,8 +174,7 @@ def train(config, extra_callbacks=(), verbose="auto"):
     chief = is_chief(strategy)
     with strategy.scope():
         model = build_model(config, dataset.num_train_pids)
-        model.build()
-        compile_model(model, config, steps)
+        compile_model(model, config, steps)  # builds the model and its optimizer
         start = restore(model, run / "checkpoint")
         if not start and config.initial_weights:
             initialise_from(model, config.initial_weights)

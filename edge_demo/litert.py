@@ -189,7 +189,12 @@ class TFLiteModel:
         return self.runner(**tensors)
 
     def _check_names(self, given):
+        """Every input given by name, none unknown, and a fixed batch (the scorer's query) kept."""
         missing = sorted(set(self.input_details) - set(given))
         unknown = sorted(set(given) - set(self.input_details))
         if missing or unknown:
             raise ValueError(f"{self.path} takes inputs {self.input_names}: missing {missing}, unknown {unknown}")
+        for name, value in given.items():
+            batch = int(self.input_details[name]["shape_signature"][0])
+            if batch > 0 and np.shape(value)[:1] != (batch,):
+                raise ValueError(f"input {name} of {self.path} takes a batch of {batch}, got shape {np.shape(value)}")

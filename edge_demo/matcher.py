@@ -4,7 +4,7 @@
    sample; each identity is represented by its most similar sample, and the
    `shortlist` most similar identities go on.
 2. Rescoring: the scorer compares the crop's per-level features with those of
-   the shortlisted samples in one batched invoke. The best score is a match when
+   the shortlisted samples, the crop as the kernel of its correlations. The best score is a match when
    it reaches the export's `match_threshold`. (An embedding-only export has no
    scorer: the shortlist's cosines are the scores.)
 
@@ -82,8 +82,7 @@ class Matcher:
             scores = similarities[shortlisted]
         else:
             gallery_features = self.gallery.features(self.gallery.sample_ids[picked].tolist())
-            repeated = take({name: query[name] for name in self.models.feature_names}, np.zeros(len(picked), int))
-            scores = self.models.score(repeated, gallery_features)
+            scores = self.models.score({name: query[name] for name in self.models.feature_names}, gallery_features)
         best = int(np.argmax(scores))
         best_identity = int(identities[picked[best]])
         score = float(scores[best])

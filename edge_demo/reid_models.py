@@ -12,9 +12,9 @@ Example:
 
 >>> models = ReIDModels.load("models", mode="int8", num_threads=2)
 >>> features = models.extract(crops)                 # (N, H, W, 3) uint8 RGB
->>> scores = models.score(take(features, [0] * 3), gallery_features)   # (3,): aligned pairs
+>>> scores = models.score(take(features, [0]), gallery_features)   # one crop against each gallery sample
 >>> gallery = models.encode(gallery_features, side="b")   # once, in the scorer's dtype
->>> scores = models.score(take(features, [0]), gallery)   # one crop against every gallery sample
+>>> scores = models.score(take(features, [0]), gallery)   # the same, the gallery encoded once
 """
 
 import hashlib
@@ -27,12 +27,15 @@ import numpy as np
 from .litert import TFLiteModel
 
 METADATA_NAME = "metadata.json"
-FORMAT_VERSION = 1
+# 2: the scorer compares one query (its a-inputs, a batch of 1) with many gallery rows.
+FORMAT_VERSION = 2
 # The numeric forms an export can hold its models in (export/README.md).
 MODES = ("float32", "float16", "dynamic", "int8")
-# Scorer pairs per invoke: a few pairs keep the working set in cache (see
-# benchmarks/bench_tflite_latency.py), where one invoke of 100 pairs costs more per pair.
-PAIRS_PER_INVOKE = 16
+# Gallery rows scored against a query per invoke: the cost per row falls up to about 50
+# rows (one query against 100 in invokes of 8 / 50 rows: int8 2.52 / 2.07 ms, float32
+# 1.83 / 1.42 ms, docs/RESULTS.md "A query-major scorer"); the bound keeps a large
+# gallery's tensors small.
+PAIRS_PER_INVOKE = 64
 
 
 def take(features, indices):
@@ -141,6 +144,19 @@ def check_mode(model_dir, metadata, mode):
         )
 
 
+def _runs_of_equal_rows(tensors, count):
+    """`(first, end)` of each run of consecutive equal rows over `count` pairs (one run for a single row)."""
+    rows = len(next(iter(tensors.values())))
+    if rows == 1:
+        return [(0, count)]
+    same = np.ones(rows - 1, bool)
+    for value in tensors.values():
+        flat = value.reshape(rows, -1)
+        same &= np.all(flat[1:] == flat[:-1], axis=1)
+    starts = np.concatenate([[0], np.flatnonzero(~same) + 1])
+    return list(zip(starts.tolist(), np.append(starts[1:], rows).tolist()))
+
+
 class ReIDModels:
     """Extractor + scorer of one export mode (scorer None for an embedding-only model).
 
@@ -178,6 +194,9 @@ class ReIDModels:
                              f"{'has no' if scorer is None else 'has a'} scorer")
         if scorer is not None and set(scorer.input_names) != expected_scorer:
             raise ValueError(f"scorer {scorer.path} takes {scorer.input_names}, expected {sorted(expected_scorer)}")
+        if scorer is not None and any(scorer.inputs[f"a_{name}"]["shape"][0] != 1 for name in self.feature_names):
+            raise ValueError(f"scorer {scorer.path} takes aligned pairs, not one query against many rows: "
+                             f"the export is damaged or mixed; export again")
 
     @classmethod
     def load(cls, model_dir, mode="int8", num_threads=None):
@@ -228,7 +247,9 @@ class ReIDModels:
         a side with one row is compared with every row of the other.
 
         Each side is a dict of features from `extract` (float32) or `encode` (the
-        scorer's dtype). Pairs run `pairs_per_invoke` at a time (None: all in one).
+        scorer's dtype). The scorer compares one a-row with many b-rows per invoke
+        (a query against its gallery): consecutive pairs that share their a-row run
+        together, `pairs_per_invoke` at a time (None: all in one).
         """
         if self.scorer is None:
             raise ValueError("this export has no scorer (an embedding-only model): match by embedding")
@@ -237,18 +258,20 @@ class ReIDModels:
         pairs = max(counts.values())
         if min(counts.values()) not in (1, pairs):
             raise ValueError(f"cannot pair {counts['a']} crops with {counts['b']}: give equal counts or one")
-        tensors = {}
+        tensors = {side: {} for side in sides}
         for side, features in sides.items():
             for name in self.feature_names:
                 stored = np.dtype(self.scorer.inputs[f"{side}_{name}"]["dtype"])
                 value = np.asarray(features[name])
-                tensors[f"{side}_{name}"] = value if value.dtype == stored else self.scorer.prepare_input(
-                    f"{side}_{name}", value)
+                value = value if value.dtype == stored else self.scorer.prepare_input(f"{side}_{name}", value)
+                tensors[side][f"{side}_{name}"] = np.repeat(value, pairs, axis=0) if side == "b" and len(value) == 1 \
+                    else value
         step = pairs_per_invoke or pairs
         raw = []
-        for start in range(0, pairs, step):
-            count = min(step, pairs - start)
-            chunk = {name: np.repeat(value, count, axis=0) if len(value) == 1 and pairs > 1
-                     else np.ascontiguousarray(value[start:start + count]) for name, value in tensors.items()}
-            raw.append(np.asarray(self.scorer.run_quantized(**chunk)["score"]).reshape(-1))
+        for first, end in _runs_of_equal_rows(tensors["a"], pairs):
+            query = {name: np.ascontiguousarray(value[first:first + 1]) for name, value in tensors["a"].items()}
+            for start in range(first, end, step):
+                chunk = {name: np.ascontiguousarray(value[start:min(start + step, end)])
+                         for name, value in tensors["b"].items()}
+                raw.append(np.asarray(self.scorer.run_quantized(**query, **chunk)["score"]).reshape(-1))
         return self.scorer.real_outputs({"score": np.concatenate(raw)})["score"]

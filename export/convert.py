@@ -357,10 +357,11 @@ def _convert(model, extractor, modes, representative, input_type):
     """`{role: {mode: TFLite bytes}}` of the extractor and (with a pair head) the scorer."""
     keras_models = {"extractor": extractor}
     if model.scorer_feature_names:
-        # Slices for the correlations (their kernels are run-time tensors), one
-        # DEPTHWISE_CONV_2D for the context (its kernel is a weight): the fastest
-        # builtin form under LiteRT.
-        keras_models["scorer"] = model.scorer("shift_add", context="grouped")
+        # One query (the a-side, a batch of 1) against many gallery rows: each
+        # correlation is one DEPTHWISE_CONV_2D with a run-time kernel, the context one
+        # with a weight: the fastest builtin form under LiteRT (docs/RESULTS.md, "A
+        # query-major scorer").
+        keras_models["scorer"] = model.scorer("one_to_many", context="grouped")
     return {
         role: convert_keras_model(
             keras_model,
@@ -381,7 +382,8 @@ def smoke_tested_entries(model, extractor, converted, smoke_images, modes):
     smoke_features = extractor.predict(smoke_images, verbose=0)
     smoke_inputs = {"extractor": {"images": smoke_images}}
     if names:
-        smoke_inputs["scorer"] = {f"{side}_{name}": smoke_features[name] for side in "ab" for name in names}
+        smoke_inputs["scorer"] = {f"a_{name}": smoke_features[name][:1] for name in names}
+        smoke_inputs["scorer"].update({f"b_{name}": smoke_features[name] for name in names})
     models = {mode: {} for mode in modes}
     for role, per_mode in converted.items():
         for mode, model_bytes in per_mode.items():

@@ -1,6 +1,6 @@
 """The ops an int8 export keeps in float, found in the float32 model's graph.
 
-Two small parts of MSReID lose too much in int8 (measured on a trained model:
+Three small parts of MSReID lose too much in int8 (measured on a trained model:
 export/README.md):
 
 - `stn_interpolation_nodes`: the STN's bilinear weights. Sample positions are
@@ -14,20 +14,30 @@ export/README.md):
   within a cosine of 0.98 of each other, the int8 head cost 8.6 points of
   rank-1 (1.7 in float); an int8 sigmoid has 256 levels, so gallery scores tie.
   In float they cost about 30 k multiply-adds per image and 3 k per pair.
+- `runtime_kernel_nodes`: convolutions whose kernel is computed at run time (the
+  scorer's query patch slid over its gallery's maps). LiteRT's int8 convolutions
+  take the kernel's zero point to be 0, as it is for weights quantized symmetrically;
+  a run-time kernel gets the zero point its calibrated range gives, which the
+  kernel then ignores (a patch in [0.5, 1] convolved in int8 came out off by 2.6 on
+  outputs of at most 3.7; the query patch's zero point is about -10). In float they
+  cost a dequantization of the gallery's maps.
 
-Both are found by graph structure, not op names: the weights are the first
+All are found by graph structure, not op names: the weights are the first
 operand of every BATCH_MATMUL of the extractor (the STN's separable sampling is
 its only matrix product), traced back to the theta outputs; a head is every op
-between a named output and the MEAN (global pooling) before it. TensorFlow-free.
+between a named output and the MEAN (global pooling) before it; a run-time kernel
+is a convolution's second operand that an op computes or an input feeds. TensorFlow-free.
 
 Example:
 
 >>> nodes = float_islands("extractor", graph)  # tensor names: the STN weights and the embedding head
+>>> nodes = float_islands("scorer", graph)     # the run-time-kernel convolutions and the score head
 """
 
 from ai_edge_litert import schema_py_generated as schema
 
 _BATCH_MATMUL = schema.BuiltinOperator.BATCH_MATMUL
+_CONVOLUTIONS = (schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D)
 _MEAN = schema.BuiltinOperator.MEAN
 
 
@@ -36,7 +46,7 @@ def float_islands(role, model_bytes):
     if role == "extractor":
         return stn_interpolation_nodes(model_bytes) + pooled_head_nodes(model_bytes, "embedding")
     if role == "scorer":
-        return pooled_head_nodes(model_bytes, "score")
+        return runtime_kernel_nodes(model_bytes) + pooled_head_nodes(model_bytes, "score")
     raise ValueError(f"role must be 'extractor' or 'scorer', got {role!r}")
 
 
@@ -77,6 +87,14 @@ def stn_interpolation_nodes(model_bytes):
         kept.add(tensor)
         pending.extend(t for t in ops[producer[tensor]][1] if t >= 0)
     return sorted(names[t] for t in kept)
+
+
+def runtime_kernel_nodes(model_bytes):
+    """Names of the outputs of convolutions whose kernel is not a constant."""
+    ops, names, _, inputs = _graph(model_bytes)
+    producer = {tensor for _, _, produced in ops for tensor in produced}
+    return sorted(names[out] for code, operands, produced in ops if code in _CONVOLUTIONS
+                  and (operands[1] in producer or operands[1] in inputs) for out in produced)
 
 
 def pooled_head_nodes(model_bytes, output_name):

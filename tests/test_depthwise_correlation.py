@@ -28,7 +28,7 @@ def naive_correlation(patches, maps, stride=1):
     return out
 
 
-@pytest.mark.parametrize("method", DepthwiseCorrelation.METHODS)
+@pytest.mark.parametrize("method", DepthwiseCorrelation.ALIGNED_METHODS)
 @pytest.mark.parametrize(
     "patch_size,parts,stride",
     [((5, 3), 1, 1), ((4, 2), 2, 1), ((3, 3), 1, 2), ((2, 5), 2, 2), ((5, 3), 1, 4), ((3, 2), 2, 4)],
@@ -47,7 +47,7 @@ def test_grouped_and_shift_add_agree_in_value_and_gradient(stride):
     patches = tf.constant(rng.normal(size=(16, 2, 5, 3, 8)).astype("float32"))
     maps = tf.constant(rng.normal(size=(16, 20, 8, 8)).astype("float32"))
     results = []
-    for method in DepthwiseCorrelation.METHODS:
+    for method in DepthwiseCorrelation.ALIGNED_METHODS:
         with tf.GradientTape() as tape:
             tape.watch([patches, maps])
             out = DepthwiseCorrelation(method, strides=stride)([patches, maps])
@@ -55,6 +55,23 @@ def test_grouped_and_shift_add_agree_in_value_and_gradient(stride):
         results.append([out.numpy()] + [g.numpy() for g in tape.gradient(loss, [patches, maps])])
     for grouped, shift_add in zip(*results):
         np.testing.assert_allclose(grouped, shift_add, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("single", ["patches", "maps"])
+@pytest.mark.parametrize("patch_size,parts,stride", [((5, 3), 1, 1), ((4, 2), 2, 1), ((3, 3), 2, 2), ((5, 3), 1, 4)])
+def test_one_to_many_matches_the_naive_loop_with_the_single_image_repeated(single, patch_size, parts, stride):
+    rng = np.random.default_rng(3)
+    patches = rng.normal(size=(1 if single == "patches" else 5, parts) + patch_size + (4,)).astype("float32")
+    maps = rng.normal(size=(1 if single == "maps" else 5, 9, 6, 4)).astype("float32")
+    out = DepthwiseCorrelation("one_to_many", strides=stride)([tf.constant(patches), tf.constant(maps)]).numpy()
+    repeated = (np.repeat(patches, 5, 0), maps) if single == "patches" else (patches, np.repeat(maps, 5, 0))
+    np.testing.assert_allclose(out, naive_correlation(*repeated, stride), atol=1e-5)
+
+
+def test_one_to_many_needs_a_single_image_on_one_side():
+    patches, maps = tf.zeros((2, 1, 3, 3, 4)), tf.zeros((2, 9, 6, 4))
+    with pytest.raises(ValueError, match="one side must be a single image"):
+        DepthwiseCorrelation("one_to_many")([patches, maps])
 
 
 def test_unit_vectors_give_scores_within_minus_one_and_one():

@@ -34,7 +34,7 @@ from keras_msreid.edge_demo import cli
 from keras_msreid.edge_demo.detectors import TFLiteDetector
 from keras_msreid.edge_demo.events import FIELDS
 from keras_msreid.edge_demo.gallery import Gallery
-from keras_msreid.edge_demo.reid_models import ReIDModels
+from keras_msreid.edge_demo.reid_models import FORMAT_VERSION, ReIDModels
 from keras_msreid.export.convert import export_model
 from keras_msreid.metrics.tracking import read_event_log, score_tracks
 from keras_msreid.models import MSReID
@@ -104,7 +104,9 @@ def colour_models():
     extractor = keras.Model(images, {"embedding": embedding, "high_map": colour_map,
                                      "high_patch": ops.expand_dims(body, 1), "high_theta": theta})
     patch_shape = (1, BODY[0].stop - BODY[0].start, BODY[1].stop - BODY[1].start, len(PALETTE))
-    inputs = {f"{side}_{name}": keras.Input(shape, name=f"{side}_{name}") for side in "ab"
+    # One query (a batch of 1) against many rows, as the exported scorer takes them.
+    inputs = {f"{side}_{name}": keras.Input(shape, batch_size=1 if side == "a" else None, name=f"{side}_{name}")
+              for side in "ab"
               for name, shape in (("high_map", GRID + (len(PALETTE),)), ("high_patch", patch_shape))}
     codes = {side: _unit(ops.mean(inputs[f"{side}_high_map"][:, BODY[0], BODY[1]], axis=(1, 2))
                          + ops.mean(inputs[f"{side}_high_patch"], axis=(1, 2, 3))) for side in "ab"}
@@ -113,7 +115,7 @@ def colour_models():
 
 
 def to_tflite(model):
-    specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), tf.float32, name=t.name) for t in model.inputs]
+    specs = [tf.TensorSpec(t.shape, tf.float32, name=t.name) for t in model.inputs]
     names = [t.name for t in model.inputs]
 
     @tf.function(input_signature=specs)
@@ -132,7 +134,7 @@ def colour_export(tmp_path_factory):
         model_bytes = to_tflite(model)
         (folder / f"{role}_float32.tflite").write_bytes(model_bytes)
         entries[role] = {"file": f"{role}_float32.tflite", "sha256": hashlib.sha256(model_bytes).hexdigest()}
-    metadata = {"format_version": 1, "image_size": list(IMAGE_SIZE),
+    metadata = {"format_version": FORMAT_VERSION, "image_size": list(IMAGE_SIZE),
                 "input": {"color": "RGB", "pixel_range": [0, 255], "layout": "NHWC"},
                 "embedding_dim": len(PALETTE), "levels": ["high"], "parts": 1, "patch_size": [9, 2],
                 "scorer_feature_names": ["high_map", "high_patch"], "match_threshold": 0.5,

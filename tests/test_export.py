@@ -22,7 +22,7 @@ from keras_msreid.utils.file_hash import sha256_of_file
 from keras_msreid.export.convert import MODES, convert_keras_model, export_model
 from keras_msreid.export.op_check import UnsupportedOpsError, list_ops
 from keras_msreid.edge_demo.litert import TFLiteModel, dequantize
-from keras_msreid.edge_demo.reid_models import ReIDModels, read_metadata
+from keras_msreid.edge_demo.reid_models import FORMAT_VERSION, ReIDModels, read_metadata, take
 from keras_msreid.cli import main as msreid_main
 from keras_msreid.data import make_train_dataset
 from keras_msreid.datasets import build_dataset
@@ -110,11 +110,13 @@ def test_every_mode_uses_only_builtin_ops(exported):
             assert set(ops) <= BUILTIN_OPS, (mode, role, set(ops) - BUILTIN_OPS)
             assert ops == models[role]["ops"]
             assert "MUL" in ops and "ADD" in ops
-        # The scorer's correlations run as slices and products, its fusion context (a
-        # weight kernel) as one depth-wise convolution.
+        # One query against many rows: at each level the query's patches run as depth-wise
+        # convolutions over the rows' maps (one per part), the rows' patches as slices of
+        # the query's map; the fusion's context (a weight kernel) as one more convolution.
         scorer_ops = [op["op_name"] for op in
                       Interpreter(model_path=str(model_file(exported["dir"], "scorer", mode)))._get_ops_details()]
-        assert scorer_ops.count("DEPTHWISE_CONV_2D") == 1 and "STRIDED_SLICE" in scorer_ops, mode
+        assert scorer_ops.count("DEPTHWISE_CONV_2D") == len(metadata["levels"]) * metadata["parts"] + 1, mode
+        assert "STRIDED_SLICE" in scorer_ops, mode
     # The quantized models really compute in int8: no float convolution left.
     assert "QUANTIZE" not in metadata["models"]["float32"]["extractor"]["ops"]
     assert "CONV_2D" in metadata["models"]["int8"]["scorer"]["ops"]
@@ -123,7 +125,7 @@ def test_every_mode_uses_only_builtin_ops(exported):
 def test_metadata_round_trips_and_names_every_tensor(exported, model_path, keras_model):
     metadata = read_metadata(exported["dir"])
     assert json.loads((exported["dir"] / "metadata.json").read_text()) == metadata
-    assert metadata["format_version"] == 1
+    assert metadata["format_version"] == FORMAT_VERSION
     assert metadata["image_size"] == list(IMAGE_SIZE)
     assert metadata["input"] == {"color": "RGB", "pixel_range": [0, 255], "layout": "NHWC"}
     assert (metadata["embedding_dim"], metadata["parts"], metadata["patch_size"]) == (16, 2, [3, 2])
@@ -145,7 +147,9 @@ def test_metadata_round_trips_and_names_every_tensor(exported, model_path, keras
         }
         assert {t["name"] for t in scorer["inputs"]} == {f"{side}_{name}" for side in "ab" for name in FEATURES}
         assert [t["name"] for t in scorer["outputs"]] == ["score"]
-        assert all(t["shape"][0] == -1 for t in scorer["inputs"] + scorer["outputs"])
+        # One query (a batch of 1) against any number of rows.
+        assert {t["name"]: t["shape"][0] for t in scorer["inputs"] + scorer["outputs"]} == {
+            **{f"a_{name}": 1 for name in FEATURES}, **{f"b_{name}": -1 for name in FEATURES}, "score": -1}
         tensors = extractor["inputs"] + extractor["outputs"] + scorer["inputs"] + scorer["outputs"]
         if mode == "int8":
             assert extractor["inputs"][0]["dtype"] == "uint8"
@@ -207,15 +211,17 @@ def test_int8_outputs_are_close_to_float(exported, keras_model, test_images):
     np.testing.assert_allclose(lite_scores, scores, atol=0.05)
 
 
-def test_int8_keeps_the_stn_weights_and_the_heads_in_float(exported):
+def test_int8_keeps_its_float_islands_in_float(exported):
     from ai_edge_litert.interpreter import Interpreter
 
-    from keras_msreid.export.float_ops import pooled_head_nodes, stn_interpolation_nodes
+    from keras_msreid.export.float_ops import (float_islands, pooled_head_nodes, runtime_kernel_nodes,
+                                               stn_interpolation_nodes)
 
     for role, find, part in (
         ("extractor", stn_interpolation_nodes, "spatial_transformer"),
         ("extractor", lambda graph: pooled_head_nodes(graph, "embedding"), "embedding_head"),
         ("scorer", lambda graph: pooled_head_nodes(graph, "score"), "fusion"),
+        ("scorer", runtime_kernel_nodes, "correlation_one_to_many"),
     ):
         nodes = find(model_file(exported["dir"], role, "float32").read_bytes())
         assert nodes and any(part in name for name in nodes)
@@ -224,23 +230,29 @@ def test_int8_keeps_the_stn_weights_and_the_heads_in_float(exported):
         dtypes = {t["name"]: t["dtype"] for t in int8.get_tensor_details()}
         kept = [name for name in nodes if name in dtypes]
         assert kept and all(dtypes[name] == np.float32 for name in kept), role
-        # ... and the rest is integer: every convolution's output is int8.
+        # ... and the rest is integer: every convolution outside the role's islands gives int8.
+        islands = set(float_islands(role, model_file(exported["dir"], role, "float32").read_bytes()))
         details = {t["index"]: t for t in int8.get_tensor_details()}
-        convolutions = [op for op in int8._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+        convolutions = [op for op in int8._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")
+                        and details[op["outputs"][0]]["name"] not in islands]
         assert convolutions and all(details[op["outputs"][0]]["dtype"] == np.int8 for op in convolutions)
     with pytest.raises(ValueError, match="the model has no output named 'scores'"):
         pooled_head_nodes(model_file(exported["dir"], "scorer", "float32").read_bytes(), "scores")
 
 
 def test_float_islands_are_each_roles_parts(exported):
-    from keras_msreid.export.float_ops import float_islands, pooled_head_nodes, stn_interpolation_nodes
+    from keras_msreid.export.float_ops import (float_islands, pooled_head_nodes, runtime_kernel_nodes,
+                                               stn_interpolation_nodes)
 
     extractor = model_file(exported["dir"], "extractor", "float32").read_bytes()
     scorer = model_file(exported["dir"], "scorer", "float32").read_bytes()
     assert float_islands("extractor", extractor) == stn_interpolation_nodes(extractor) + pooled_head_nodes(
         extractor, "embedding"
     )
-    assert float_islands("scorer", scorer) == pooled_head_nodes(scorer, "score")
+    # One run-time-kernel convolution per level and part: the query's patch over the gallery's maps.
+    assert len(runtime_kernel_nodes(scorer)) == 3 * 2
+    assert not runtime_kernel_nodes(extractor)
+    assert float_islands("scorer", scorer) == runtime_kernel_nodes(scorer) + pooled_head_nodes(scorer, "score")
     with pytest.raises(ValueError, match="role must be 'extractor' or 'scorer', got 'gallery'"):
         float_islands("gallery", scorer)
 
@@ -279,29 +291,36 @@ def test_validate_checks_the_modes_asked_against_the_reference_given(exported, m
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_scorer_batch_resizes_in_every_mode(exported, mode):
+def test_scorer_gallery_resizes_in_every_mode(exported, mode):
     metadata = read_metadata(exported["dir"])
     path = exported["dir"] / metadata["models"][mode]["scorer"]["file"]
     scorer = TFLiteModel(str(path))
     rng = np.random.default_rng(0)
     features = {}
     for name, tensor in scorer.inputs.items():
-        values = rng.normal(size=[7] + tensor["shape"][1:]).astype(np.float32)
+        values = rng.normal(size=[1 if name.startswith("a_") else 7] + tensor["shape"][1:]).astype(np.float32)
         features[name] = values / np.linalg.norm(values, axis=-1, keepdims=True)
-    one_by_one = np.concatenate([scorer(**{n: v[i : i + 1] for n, v in features.items()})["score"] for i in range(7)])
+
+    def rows(first, end):
+        return {n: v if n.startswith("a_") else v[first:end] for n, v in features.items()}
+
+    one_by_one = np.concatenate([scorer(**rows(i, i + 1))["score"] for i in range(7)])
     for count in (7, 3):
-        batched = scorer(**{n: v[:count] for n, v in features.items()})["score"]
-        np.testing.assert_allclose(batched, one_by_one[:count], atol=1e-6)
+        np.testing.assert_allclose(scorer(**rows(0, count))["score"], one_by_one[:count], atol=1e-6)
+    # The query side takes one row only.
+    with pytest.raises(ValueError, match=r"input a_\w+ of .* takes a batch of 1, got shape \(2, "):
+        scorer(**{n: np.repeat(v[:1], 2, 0) if n.startswith("a_") else v for n, v in features.items()})
     # The interpreter's own resize_tensor_input, without the signature runner.
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path))
     runner_inputs = interpreter.get_signature_runner().get_input_details()
     for name, details in runner_inputs.items():
-        interpreter.resize_tensor_input(details["index"], [5] + list(details["shape"][1:]))
+        if name.startswith("b_"):
+            interpreter.resize_tensor_input(details["index"], [5] + list(details["shape"][1:]))
     interpreter.allocate_tensors()
-    for name, details in runner_inputs.items():
-        interpreter.set_tensor(details["index"], scorer.prepare_input(name, features[name][:5]))
+    for name, value in rows(0, 5).items():
+        interpreter.set_tensor(runner_inputs[name]["index"], scorer.prepare_input(name, value))
     interpreter.invoke()
     output = interpreter.get_signature_runner().get_output_details()["score"]
     raw = interpreter.get_tensor(output["index"])
@@ -340,6 +359,15 @@ def test_score_pairs_one_query_with_every_gallery_image(exported, test_images):
     np.testing.assert_allclose(reid.score(query, gallery, pairs_per_invoke=4), aligned, atol=1e-6)
     # The score is symmetric (both directions are averaged).
     np.testing.assert_allclose(reid.score(features, query), aligned, atol=1 / 128)
+
+
+def test_aligned_pairs_score_as_runs_of_one_query(exported, test_images):
+    reid = ReIDModels.load(exported["dir"], "float32")
+    features = reid.extract(test_images)
+    queries, rows = np.array([0, 0, 3, 3, 3, 0]), np.array([1, 2, 4, 5, 0, 3])
+    runs = reid.score(take(features, queries), take(features, rows), pairs_per_invoke=2)
+    one_by_one = [reid.score(take(features, [i]), take(features, [j]))[0] for i, j in zip(queries, rows)]
+    np.testing.assert_allclose(runs, one_by_one, atol=1e-6)
 
 
 def test_runtime_names_missing_and_unknown_inputs(exported):

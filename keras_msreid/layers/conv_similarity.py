@@ -18,6 +18,9 @@ class ConvSimilarity(layers.Layer):
     convolution to `reduced_channels`. Averaging before the reduction makes the
     result symmetric by construction and halves the reduction's work per pair.
     `strides` > 1 compares at a coarser grid of positions (cheaper per pair).
+    `call(..., correlation="one_to_many")` takes A as a single image (a batch of 1)
+    met by every row of B, the form of the exported scorer (a query against its
+    gallery); the numbers are the same.
 
     Example:
 
@@ -32,8 +35,8 @@ class ConvSimilarity(layers.Layer):
         self.reduced_channels = int(reduced_channels)
         self.correlation_method = correlation
         self.strides = int(strides)
-        if correlation not in DepthwiseCorrelation.METHODS:
-            raise ValueError(f"correlation must be one of {DepthwiseCorrelation.METHODS}, got {correlation!r}")
+        if correlation not in DepthwiseCorrelation.ALIGNED_METHODS:
+            raise ValueError(f"correlation must be one of {DepthwiseCorrelation.ALIGNED_METHODS}, got {correlation!r}")
         self.correlations = {
             method: DepthwiseCorrelation(method, self.strides, name=f"correlation_{method}")
             for method in DepthwiseCorrelation.METHODS
@@ -53,10 +56,14 @@ class ConvSimilarity(layers.Layer):
 
     def call(self, inputs, training=None, correlation=None):
         patches_a, maps_a, patches_b, maps_b = inputs
-        patches = ops.concatenate([patches_a, patches_b], axis=0)
-        maps = ops.concatenate([maps_b, maps_a], axis=0)
-        both = self.correlations[correlation or self.correlation_method]([patches, maps])
-        scores = ops.mean(ops.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0)
+        correlation = correlation or self.correlation_method
+        correlate = self.correlations[correlation]
+        if correlation == "one_to_many":
+            # One side is a single image: the two directions differ in form and run apart.
+            scores = (correlate([patches_a, maps_b]) + correlate([patches_b, maps_a])) * 0.5
+        else:
+            both = correlate([ops.concatenate([patches_a, patches_b], axis=0), ops.concatenate([maps_b, maps_a], axis=0)])
+            scores = ops.mean(ops.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0)
         return ops.relu(self.reduction_norm(self.reduction(scores), training=training))
 
     def get_config(self):

@@ -103,6 +103,33 @@ def correlate_shift_add(patches, feature_maps, stride=1):
     return total
 
 
+def correlate_one_to_many(patches, feature_maps, stride=1):
+    """The correlation when one side is a single image (a batch of 1).
+
+    One patch `(1, ph, pw, C)` over many maps `(pairs, H, W, C)` is one depth-wise
+    convolution: the patch is the kernel, the maps the batch. LiteRT's
+    DEPTHWISE_CONV_2D takes a run-time kernel in float and int8; for one direction
+    of 100 pairs it ran 2.9x (float32) and 1.6x (int8) faster than the
+    `correlate_shift_add` slices (docs/RESULTS.md, "A query-major scorer").
+    Many patches `(pairs, ph, pw, C)` over one map `(1, H, W, C)` are the slices of
+    that one map times each pair's taps, broadcast over the pairs: as one
+    convolution the map would be tiled into a channel count that depends on the
+    number of pairs, which the TFLite converter refuses. A query against a gallery
+    (`MSReID.scorer("one_to_many")`) runs both.
+
+    Returns:
+        `(pairs, ceil(H / stride), ceil(W / stride), C)`, as `correlate_grouped`.
+    """
+    if feature_maps.shape[0] == 1:
+        return correlate_shift_add(patches, feature_maps, stride)
+    if patches.shape[0] != 1:
+        raise ValueError(f"one side must be a single image (a batch of 1), got patches {patches.shape} "
+                         f"and maps {feature_maps.shape}")
+    patch_h, patch_w = patches.shape[1:3]
+    padded = tf.pad(feature_maps, ((0, 0), _same_padding(patch_h), _same_padding(patch_w), (0, 0)))
+    return tf.nn.depthwise_conv2d(padded, tf.transpose(patches, (1, 2, 3, 0)), (1, stride, stride, 1), "VALID")
+
+
 @keras.saving.register_keras_serializable(package="keras_msreid")
 class DepthwiseCorrelation(layers.Layer):
     """Slides each pair's patch, channel by channel, over the other image's map.
@@ -115,8 +142,11 @@ class DepthwiseCorrelation(layers.Layer):
     also keeps int8 quantization accurate. Parts are stacked along channels.
 
     `method="grouped"` folds all pairs into one depth-wise convolution (fast to
-    train); `method="shift_add"` uses builtin element-wise ops only (for TFLite).
-    Both give the same numbers.
+    train); `method="shift_add"` uses builtin element-wise ops only;
+    `method="one_to_many"` takes a single image on one side (a batch of 1, known
+    when the graph is built), met by every row of the other, as one depth-wise
+    convolution with a run-time kernel (the exported scorer). All give the same
+    numbers.
 
     Example:
 
@@ -127,7 +157,9 @@ class DepthwiseCorrelation(layers.Layer):
     (8, 40, 16, 32)
     """
 
-    METHODS = ("grouped", "shift_add")
+    METHODS = ("grouped", "shift_add", "one_to_many")
+    # The methods for aligned pairs (row i meets row i), the ones training takes.
+    ALIGNED_METHODS = ("grouped", "shift_add")
 
     def __init__(self, method="grouped", strides=1, **kwargs):
         super().__init__(**kwargs)
@@ -140,13 +172,25 @@ class DepthwiseCorrelation(layers.Layer):
         patches, feature_maps = inputs
         parts, patch_h, patch_w, channels = patches.shape[1:]
         _, height, width, _ = feature_maps.shape
-        # Fold parts into pairs: every part meets the same map.
-        flat_patches = ops.reshape(patches, (-1, patch_h, patch_w, channels))
-        flat_maps = ops.reshape(
-            ops.repeat(ops.expand_dims(feature_maps, 1), parts, axis=1), (-1, height, width, channels)
-        )
-        correlate = correlate_grouped if self.method == "grouped" else correlate_shift_add
-        scores = correlate(flat_patches, flat_maps, self.strides) * (1.0 / (patch_h * patch_w))
+        scale = 1.0 / (patch_h * patch_w)
+        if self.method == "one_to_many":
+            # The scale goes on the kernel, the smaller tensor: one multiply fewer per output.
+            patches = patches * scale
+            if patches.shape[0] == 1:
+                # One image's parts over many maps: a convolution per part, stacked part-major.
+                scores = [correlate_one_to_many(patches[:, part], feature_maps, self.strides) for part in range(parts)]
+                return scores[0] if parts == 1 else ops.concatenate(scores, axis=-1)
+            # Many images' parts over one map: every part meets it, without repeating it.
+            scores = correlate_one_to_many(ops.reshape(patches, (-1, patch_h, patch_w, channels)), feature_maps,
+                                           self.strides)
+        else:
+            # Fold parts into pairs: every part meets the same map.
+            flat_patches = ops.reshape(patches, (-1, patch_h, patch_w, channels))
+            flat_maps = ops.reshape(
+                ops.repeat(ops.expand_dims(feature_maps, 1), parts, axis=1), (-1, height, width, channels)
+            )
+            correlate = correlate_grouped if self.method == "grouped" else correlate_shift_add
+            scores = correlate(flat_patches, flat_maps, self.strides) * scale
         height, width = scores.shape[1], scores.shape[2]
         scores = ops.reshape(scores, (-1, parts, height, width, channels))
         scores = ops.transpose(scores, (0, 2, 3, 1, 4))
@@ -155,7 +199,8 @@ class DepthwiseCorrelation(layers.Layer):
     def compute_output_shape(self, input_shape):
         patch_shape, map_shape = input_shape
         height, width = (-(-size // self.strides) for size in map_shape[1:3])
-        return (map_shape[0], height, width, patch_shape[1] * map_shape[3])
+        pairs = patch_shape[0] if self.method == "one_to_many" and map_shape[0] == 1 else map_shape[0]
+        return (pairs, height, width, patch_shape[1] * map_shape[3])
 
     def get_config(self):
         config = super().get_config()

@@ -88,8 +88,8 @@ class SimilarityFusion(layers.Layer):
         """
         if len(maps) != len(self.strides):
             raise ValueError(f"expected {len(self.strides)} similarity maps, got {len(maps)}")
-        if depthwise not in DepthwiseCorrelation.METHODS:
-            raise ValueError(f"depthwise must be one of {DepthwiseCorrelation.METHODS}, got {depthwise!r}")
+        if depthwise not in DepthwiseCorrelation.ALIGNED_METHODS:
+            raise ValueError(f"depthwise must be one of {DepthwiseCorrelation.ALIGNED_METHODS}, got {depthwise!r}")
         running = None
         for index, level_map in enumerate(maps):
             if running is not None:

@@ -194,11 +194,19 @@ class MSReID(keras.Model):
         run-time tensors, but the context's is a weight, which LiteRT runs as one
         DEPTHWISE_CONV_2D faster than nine slices (docs/RESULTS.md, "The exported
         scorer's context as a convolution").
+
+        `correlation="one_to_many"` scores one image against many: the `a_` inputs
+        take a batch of exactly 1, met by every row of the `b_` inputs, each
+        correlation one DEPTHWISE_CONV_2D with a run-time kernel. The TFLite export
+        takes `scorer("one_to_many", context="grouped")`, the fastest form of a
+        query against its shortlist under LiteRT (docs/RESULTS.md, "A query-major
+        scorer").
         """
         if self.pair_head is None:
             raise ValueError("this model has no similarity levels: rank by its embedding instead")
         shapes = self.backbone.output_shapes()
-        inputs = {f"{side}_{name}": keras.Input(shapes[name][1:], name=f"{side}_{name}")
+        batch = {"a": 1 if correlation == "one_to_many" else None, "b": None}
+        inputs = {f"{side}_{name}": keras.Input(shapes[name][1:], batch_size=batch[side], name=f"{side}_{name}")
                   for side in ("a", "b") for name in self.scorer_feature_names}
         split = {
             side: {name: inputs[f"{side}_{name}"] for name in self.scorer_feature_names} for side in ("a", "b")

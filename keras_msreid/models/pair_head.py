@@ -69,7 +69,7 @@ class MSReIDPairHead(keras.layers.Layer):
             pair_stride=int(options.choice("pair_stride", pair_stride, PAIR_STRIDES)),
             reduced_channels=options.integer("reduced_channels", reduced_channels, 1),
             fusion_channels=options.integer("fusion_channels", fusion_channels, 1),
-            correlation=options.choice("correlation", correlation, DepthwiseCorrelation.METHODS),
+            correlation=options.choice("correlation", correlation, DepthwiseCorrelation.ALIGNED_METHODS),
         )
 
     def build(self, feature_shapes):
@@ -100,9 +100,10 @@ class MSReIDPairHead(keras.layers.Layer):
         return None
 
     def call(self, features_a, features_b, training=None, correlation=None, context=None):
-        # The fusion's context runs as the correlations do unless told otherwise.
+        # The fusion's context runs as the correlations do unless told otherwise; it is
+        # per pair, so a one-to-many comparison runs it as the aligned form does.
         correlation = correlation or self.correlation
-        context = context or correlation
+        context = context or (self.correlation if correlation == "one_to_many" else correlation)
         level_maps = [
             self.similarities[level](
                 [features_a[f"{level}_patch"], features_a[f"{level}_map"],

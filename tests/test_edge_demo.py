@@ -91,8 +91,11 @@ def _unit(x):
     return x / ops.sqrt(ops.sum(x * x, axis=-1, keepdims=True) + 1e-6)
 
 
-def colour_models():
-    """Extractor and scorer with MSReID's tensor names; score = sigmoid(40 (cos - 0.9)) of body colours."""
+def colour_models(query_batch=1):
+    """Extractor and scorer with MSReID's tensor names; score = sigmoid(40 (cos - 0.9)) of body colours.
+
+    `query_batch` None gives a scorer of aligned pairs, as format version 1 exported.
+    """
     images = keras.Input(IMAGE_SIZE + (3,), name="images")
     cells = keras.layers.AveragePooling2D(4)(images / 255.0)
     distance = (ops.sum(cells * cells, -1, keepdims=True) - 2 * ops.matmul(cells, PALETTE.T)
@@ -105,7 +108,7 @@ def colour_models():
                                      "high_patch": ops.expand_dims(body, 1), "high_theta": theta})
     patch_shape = (1, BODY[0].stop - BODY[0].start, BODY[1].stop - BODY[1].start, len(PALETTE))
     # One query (a batch of 1) against many rows, as the exported scorer takes them.
-    inputs = {f"{side}_{name}": keras.Input(shape, batch_size=1 if side == "a" else None, name=f"{side}_{name}")
+    inputs = {f"{side}_{name}": keras.Input(shape, batch_size=query_batch if side == "a" else None, name=f"{side}_{name}")
               for side in "ab"
               for name, shape in (("high_map", GRID + (len(PALETTE),)), ("high_patch", patch_shape))}
     codes = {side: _unit(ops.mean(inputs[f"{side}_high_map"][:, BODY[0], BODY[1]], axis=(1, 2))

@@ -190,7 +190,7 @@ def test_bad_name_or_count_is_refused(tmp_path, capfd, argv, flag):
 
 
 # -------------------------------------------------------------------------- exports
-def _damage(folder, fault):
+def _damage(folder, fault, aligned_scorer):
     metadata_path = folder / "metadata.json"
     metadata = json.loads(metadata_path.read_text())
     extractor = folder / metadata["models"]["float32"]["extractor"]["file"]
@@ -222,6 +222,12 @@ def _damage(folder, fault):
         entries = metadata["models"]["float32"]
         entries["extractor"], entries["scorer"] = entries["scorer"], entries["extractor"]
         metadata_path.write_text(json.dumps(metadata))
+    elif fault in ("format version 1", "a scorer of aligned pairs"):
+        (folder / "scorer_aligned.tflite").write_bytes(aligned_scorer)
+        metadata["models"]["float32"]["scorer"] = {"file": "scorer_aligned.tflite",
+                                                   "sha256": hashlib.sha256(aligned_scorer).hexdigest()}
+        metadata["format_version"] = 1 if fault == "format version 1" else metadata["format_version"]
+        metadata_path.write_text(json.dumps(metadata))
     elif fault == "model folder is a file":
         shutil.rmtree(folder)
         folder.write_text("not a folder")
@@ -232,7 +238,7 @@ def _damage(folder, fault):
 EXPORT_FAULTS = ("truncated metadata.json", "empty metadata.json", "binary metadata.json", "metadata.json a list",
                  "metadata.json null", "image_size not a size", "mode entry a string", "image_size not the extractor's",
                  "text .tflite with its sha256", "truncated .tflite without sha256", "extractor and scorer swapped",
-                 "model folder is a file")
+                 "format version 1", "a scorer of aligned pairs", "model folder is a file")
 
 
 @pytest.fixture(scope="module")
@@ -247,15 +253,23 @@ def alice(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def aligned_scorer():
+    """What an export of format version 1 held: a scorer of aligned pairs (TFLite bytes)."""
+    return test_edge_demo.to_tflite(test_edge_demo.colour_models(query_batch=None)[1])
+
+
 @pytest.mark.parametrize("fault", EXPORT_FAULTS)
-def test_damaged_export_is_one_line_naming_it(colour_export, alice, tmp_path, capfd, fault):
+def test_damaged_export_is_one_line_naming_it(colour_export, aligned_scorer, alice, tmp_path, capfd, fault):
     models = tmp_path / "models"
     shutil.copytree(colour_export, models)
-    _damage(models, fault)
+    _damage(models, fault, aligned_scorer)
     gallery = tmp_path / "g.sqlite"
     code, _, err = run_cli(capfd, ["enroll", "--model-dir", models, "--mode", "float32", "--gallery", gallery,
                                    "--name", "Alice", alice])
-    assert_user_error(code, err, "enroll", models)
+    line = assert_user_error(code, err, "enroll", models)
+    if fault == "a scorer of aligned pairs":
+        assert "takes aligned pairs, not one query against many rows" in line
     assert not gallery.exists(), "a failed enroll left a gallery behind"
 
 

@@ -32,9 +32,9 @@ FORMAT_VERSION = 2
 # The numeric forms an export can hold its models in (export/README.md).
 MODES = ("float32", "float16", "dynamic", "int8")
 # Gallery rows scored against a query per invoke: the cost per row falls up to about 50
-# rows (one query against 100 in invokes of 8 / 50 rows: int8 2.52 / 2.07 ms, float32
-# 1.83 / 1.42 ms, docs/RESULTS.md "A query-major scorer"); the bound keeps a large
-# gallery's tensors small.
+# rows (one query against 100 in invokes of 8 / 50 rows: float32 1.83 / 1.42 ms; docs/
+# RESULTS.md, "A query-major scorer, computing in float on int8 features"); the bound
+# keeps a large gallery's tensors small.
 PAIRS_PER_INVOKE = 64
 
 

@@ -9,8 +9,8 @@ path for Keras 3) and the TFLite converter, once per mode:
 - `int8`: full integer post-training quantization calibrated on training
   images; the image input is `uint8` or `int8` (`input_type`), the scorer's
   inputs `int8`, every output `float32`. The STN's sampling weights and the
-  heads after global pooling (embedding, score) stay in float
-  (`export.float_ops` says why), as do ops without an int8 kernel, behind
+  embedding head stay in float, and the scorer computes in float on its int8
+  inputs (`export.float_ops` says why), as do ops without an int8 kernel, behind
   QUANTIZE / DEQUANTIZE ops.
 
 Only TFLITE_BUILTINS are allowed. When a builtins-only conversion fails, the
@@ -357,10 +357,10 @@ def _convert(model, extractor, modes, representative, input_type):
     """`{role: {mode: TFLite bytes}}` of the extractor and (with a pair head) the scorer."""
     keras_models = {"extractor": extractor}
     if model.scorer_feature_names:
-        # One query (the a-side, a batch of 1) against many gallery rows: each
-        # correlation is one DEPTHWISE_CONV_2D with a run-time kernel, the context one
-        # with a weight: the fastest builtin form under LiteRT (docs/RESULTS.md, "A
-        # query-major scorer").
+        # One query (the a-side, a batch of 1) against many gallery rows: its patch is
+        # the run-time kernel of a DEPTHWISE_CONV_2D over their maps, the fastest builtin
+        # form under LiteRT (docs/RESULTS.md, "A query-major scorer, computing in float
+        # on int8 features").
         keras_models["scorer"] = model.scorer("one_to_many", context="grouped")
     return {
         role: convert_keras_model(

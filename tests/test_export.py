@@ -117,9 +117,9 @@ def test_every_mode_uses_only_builtin_ops(exported):
                       Interpreter(model_path=str(model_file(exported["dir"], "scorer", mode)))._get_ops_details()]
         assert scorer_ops.count("DEPTHWISE_CONV_2D") == len(metadata["levels"]) * metadata["parts"] + 1, mode
         assert "STRIDED_SLICE" in scorer_ops, mode
-    # The quantized models really compute in int8: no float convolution left.
+    # The quantized extractor really computes in int8.
     assert "QUANTIZE" not in metadata["models"]["float32"]["extractor"]["ops"]
-    assert "CONV_2D" in metadata["models"]["int8"]["scorer"]["ops"]
+    assert "QUANTIZE" in metadata["models"]["int8"]["extractor"]["ops"]
 
 
 def test_metadata_round_trips_and_names_every_tensor(exported, model_path, keras_model):
@@ -192,7 +192,7 @@ def test_int8_outputs_are_close_to_float(exported, keras_model, test_images):
     more, so maps and patches are held to a mean, not a maximum. The embedding
     is compared by cosine. Theta's scale and centre (in [-1, 1]) step by
     0.008 at most, and come from the int8 features through the float STN head: two
-    steps allowed (0.015). Scores come from int8 similarity maps through a float head;
+    steps allowed (0.015). Scores come from int8 features through the float scorer;
     0.05 is about what one step on the pooled features moves the logit. (After
     twelve steps the scores differ little from pair to pair; how well int8 keeps
     their order is measured by `export.validate` on a trained model.)
@@ -211,48 +211,61 @@ def test_int8_outputs_are_close_to_float(exported, keras_model, test_images):
     np.testing.assert_allclose(lite_scores, scores, atol=0.05)
 
 
-def test_int8_keeps_its_float_islands_in_float(exported):
+def test_int8_extractor_keeps_its_float_islands_in_float(exported):
     from ai_edge_litert.interpreter import Interpreter
 
-    from keras_msreid.export.float_ops import (float_islands, pooled_head_nodes, runtime_kernel_nodes,
-                                               stn_interpolation_nodes)
+    from keras_msreid.export.float_ops import float_islands, pooled_head_nodes, stn_interpolation_nodes
 
-    for role, find, part in (
-        ("extractor", stn_interpolation_nodes, "spatial_transformer"),
-        ("extractor", lambda graph: pooled_head_nodes(graph, "embedding"), "embedding_head"),
-        ("scorer", lambda graph: pooled_head_nodes(graph, "score"), "fusion"),
-        ("scorer", runtime_kernel_nodes, "correlation_one_to_many"),
+    graph = model_file(exported["dir"], "extractor", "float32").read_bytes()
+    int8 = Interpreter(model_path=str(model_file(exported["dir"], "extractor", "int8")))
+    dtypes = {t["name"]: t["dtype"] for t in int8.get_tensor_details()}
+    for find, part in (
+        (stn_interpolation_nodes, "spatial_transformer"),
+        (lambda graph: pooled_head_nodes(graph, "embedding"), "embedding_head"),
     ):
-        nodes = find(model_file(exported["dir"], role, "float32").read_bytes())
+        nodes = find(graph)
         assert nodes and any(part in name for name in nodes)
         assert not any("trunk" in name or "similarity_1/projection" in name for name in nodes)
-        int8 = Interpreter(model_path=str(model_file(exported["dir"], role, "int8")))
-        dtypes = {t["name"]: t["dtype"] for t in int8.get_tensor_details()}
         kept = [name for name in nodes if name in dtypes]
-        assert kept and all(dtypes[name] == np.float32 for name in kept), role
-        # ... and the rest is integer: every convolution outside the role's islands gives int8.
-        islands = set(float_islands(role, model_file(exported["dir"], role, "float32").read_bytes()))
-        details = {t["index"]: t for t in int8.get_tensor_details()}
-        convolutions = [op for op in int8._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")
-                        and details[op["outputs"][0]]["name"] not in islands]
-        assert convolutions and all(details[op["outputs"][0]]["dtype"] == np.int8 for op in convolutions)
+        assert kept and all(dtypes[name] == np.float32 for name in kept), part
+    # ... and the rest is integer: every convolution outside the islands gives int8.
+    islands = set(float_islands("extractor", graph))
+    details = {t["index"]: t for t in int8.get_tensor_details()}
+    convolutions = [op for op in int8._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")
+                    and details[op["outputs"][0]]["name"] not in islands]
+    assert convolutions and all(details[op["outputs"][0]]["dtype"] == np.int8 for op in convolutions)
     with pytest.raises(ValueError, match="the model has no output named 'scores'"):
         pooled_head_nodes(model_file(exported["dir"], "scorer", "float32").read_bytes(), "scores")
 
 
+def test_int8_scorer_takes_int8_features_and_computes_in_float(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    int8 = Interpreter(model_path=str(model_file(exported["dir"], "scorer", "int8")))
+    details = {t["index"]: t for t in int8.get_tensor_details()}
+    assert {d["dtype"] for d in int8.get_input_details()} == {np.int8}
+    ops = int8._get_ops_details()
+    # Each input is dequantized once, by the op that reads it; everything after is float.
+    inputs = {d["index"] for d in int8.get_input_details()}
+    assert all(op["op_name"] == "DEQUANTIZE" for op in ops if set(op["inputs"]) & inputs)
+    assert sum(op["op_name"] == "DEQUANTIZE" for op in ops) == len(inputs)
+    assert all(details[out]["dtype"] == np.float32 for op in ops for out in op["outputs"])
+    assert {"DEPTHWISE_CONV_2D", "CONV_2D"} <= {op["op_name"] for op in ops}
+
+
 def test_float_islands_are_each_roles_parts(exported):
-    from keras_msreid.export.float_ops import (float_islands, pooled_head_nodes, runtime_kernel_nodes,
-                                               stn_interpolation_nodes)
+    from keras_msreid.export.float_ops import computed_nodes, float_islands, pooled_head_nodes, stn_interpolation_nodes
 
     extractor = model_file(exported["dir"], "extractor", "float32").read_bytes()
     scorer = model_file(exported["dir"], "scorer", "float32").read_bytes()
     assert float_islands("extractor", extractor) == stn_interpolation_nodes(extractor) + pooled_head_nodes(
         extractor, "embedding"
     )
-    # One run-time-kernel convolution per level and part: the query's patch over the gallery's maps.
-    assert len(runtime_kernel_nodes(scorer)) == 3 * 2
-    assert not runtime_kernel_nodes(extractor)
-    assert float_islands("scorer", scorer) == runtime_kernel_nodes(scorer) + pooled_head_nodes(scorer, "score")
+    assert float_islands("scorer", scorer) == computed_nodes(scorer)
+    # Every op's output, and nothing else: not the inputs, not the weights.
+    names = set(computed_nodes(scorer))
+    assert any("fusion" in name for name in names) and any("correlation_one_to_many" in name for name in names)
+    assert not any(name.startswith("serving_default_") for name in names)
     with pytest.raises(ValueError, match="role must be 'extractor' or 'scorer', got 'gallery'"):
         float_islands("gallery", scorer)
 

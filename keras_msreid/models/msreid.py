@@ -196,11 +196,11 @@ class MSReID(keras.Model):
         scorer's context as a convolution").
 
         `correlation="one_to_many"` scores one image against many: the `a_` inputs
-        take a batch of exactly 1, met by every row of the `b_` inputs, each
-        correlation one DEPTHWISE_CONV_2D with a run-time kernel. The TFLite export
+        take a batch of exactly 1, met by every row of the `b_` inputs; its patch is
+        the run-time kernel of a DEPTHWISE_CONV_2D over their maps. The TFLite export
         takes `scorer("one_to_many", context="grouped")`, the fastest form of a
         query against its shortlist under LiteRT (docs/RESULTS.md, "A query-major
-        scorer").
+        scorer, computing in float on int8 features").
         """
         if self.pair_head is None:
             raise ValueError("this model has no similarity levels: rank by its embedding instead")

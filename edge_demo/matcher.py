@@ -4,8 +4,8 @@
    sample; each identity is represented by its most similar sample, and the
    `shortlist` most similar identities go on.
 2. Rescoring: the scorer compares the crop's per-level features with those of
-   the shortlisted samples, the crop as the kernel of its correlations. The best score is a match when
-   it reaches the export's `match_threshold`. (An embedding-only export has no
+   the shortlisted samples, one query against them all. The best score is a match
+   when it reaches the export's `match_threshold`. (An embedding-only export has no
    scorer: the shortlist's cosines are the scores.)
 
 Example:
@@ -20,8 +20,6 @@ import dataclasses
 import math
 
 import numpy as np
-
-from .reid_models import take
 
 
 @dataclasses.dataclass(frozen=True)

@@ -108,8 +108,8 @@ def colour_models(query_batch=1):
                                      "high_patch": ops.expand_dims(body, 1), "high_theta": theta})
     patch_shape = (1, BODY[0].stop - BODY[0].start, BODY[1].stop - BODY[1].start, len(PALETTE))
     # One query (a batch of 1) against many rows, as the exported scorer takes them.
-    inputs = {f"{side}_{name}": keras.Input(shape, batch_size=query_batch if side == "a" else None, name=f"{side}_{name}")
-              for side in "ab"
+    batch = {"a": query_batch, "b": None}
+    inputs = {f"{side}_{name}": keras.Input(shape, batch_size=batch[side], name=f"{side}_{name}") for side in "ab"
               for name, shape in (("high_map", GRID + (len(PALETTE),)), ("high_patch", patch_shape))}
     codes = {side: _unit(ops.mean(inputs[f"{side}_high_map"][:, BODY[0], BODY[1]], axis=(1, 2))
                          + ops.mean(inputs[f"{side}_high_patch"], axis=(1, 2, 3))) for side in "ab"}

@@ -62,7 +62,8 @@ class ConvSimilarity(layers.Layer):
             # One side is a single image: the two directions differ in form and run apart.
             scores = (correlate([patches_a, maps_b]) + correlate([patches_b, maps_a])) * 0.5
         else:
-            both = correlate([ops.concatenate([patches_a, patches_b], axis=0), ops.concatenate([maps_b, maps_a], axis=0)])
+            patches = ops.concatenate([patches_a, patches_b], axis=0)
+            both = correlate([patches, ops.concatenate([maps_b, maps_a], axis=0)])
             scores = ops.mean(ops.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0)
         return ops.relu(self.reduction_norm(self.reduction(scores), training=training))
 

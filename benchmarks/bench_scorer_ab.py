@@ -48,7 +48,7 @@ def main():
         # One extractor's features for all, so that only the scorers differ; each
         # scorer gets them encoded for its own inputs.
         features = models[0].extract(images)
-        query = {name: np.repeat(value[:1], args.pairs, 0) for name, value in features.items()}
+        query = {name: value[:1] for name, value in features.items()}
         gallery = {name: value[1:] for name, value in features.items()}
         inputs = [(model.encode(query, side="a"), model.encode(gallery, side="b")) for model in models]
         scores = [model.score(*pair, pairs_per_invoke=None) for model, pair in zip(models, inputs)]

@@ -258,6 +258,10 @@ class ReIDModels:
         pairs = max(counts.values())
         if min(counts.values()) not in (1, pairs):
             raise ValueError(f"cannot pair {counts['a']} crops with {counts['b']}: give equal counts or one")
+        if pairs_per_invoke is not None and pairs_per_invoke < 1:
+            raise ValueError(f"pairs_per_invoke must be >= 1 or None, got {pairs_per_invoke}")
+        if pairs == 0:
+            return np.zeros(0, np.float32)
         tensors = {side: {} for side in sides}
         for side, features in sides.items():
             for name in self.feature_names:

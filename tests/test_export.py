@@ -383,6 +383,17 @@ def test_aligned_pairs_score_as_runs_of_one_query(exported, test_images):
     np.testing.assert_allclose(runs, one_by_one, atol=1e-6)
 
 
+def test_score_takes_no_pairs_and_refuses_a_bad_invoke_size(exported, test_images):
+    reid = ReIDModels.load(exported["dir"], "float32")
+    features = reid.extract(test_images)
+    none = take(features, np.zeros(0, int))
+    assert reid.score(none, none).shape == (0,)
+    with pytest.raises(ValueError, match="pairs_per_invoke must be >= 1 or None, got 0"):
+        reid.score(take(features, [0]), features, pairs_per_invoke=0)
+    with pytest.raises(ValueError, match="cannot pair 2 crops with 3"):
+        reid.score(take(features, [0, 1]), take(features, [0, 1, 2]))
+
+
 def test_runtime_names_missing_and_unknown_inputs(exported):
     scorer = TFLiteModel(str(model_file(exported["dir"], "scorer", "float32")))
     with pytest.raises(ValueError, match=r"missing \['a_high_map'.*unknown \['a_map'\]"):

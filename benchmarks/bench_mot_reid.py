@@ -31,7 +31,7 @@ def annotated_crops(video, truth, image_size):
     boxes = read_mot_file(truth)
     capture = cv2.VideoCapture(video)
     if not capture.isOpened():
-        raise SystemExit(f"cannot open video {video}")
+        raise ValueError(f"cannot open video {video}")
     crops, people, frames = [], [], []
     index = 0
     while index <= max(boxes):
@@ -49,7 +49,7 @@ def annotated_crops(video, truth, image_size):
             frames.append(index)
         index += 1
     if not crops:
-        raise SystemExit(f"no box of {truth} lies in a frame of {video}")
+        raise ValueError(f"no box of {truth} lies in a frame of {video}")
     return np.stack(crops), np.array(people), np.array(frames)
 
 
@@ -70,7 +70,10 @@ def main():
         reid = ReIDModels.load(args.model_dir, mode, num_threads=args.threads)
         if image_size is None:
             image_size = reid.image_size
-            crops, people, frames = annotated_crops(args.video, args.truth, image_size)
+            try:
+                crops, people, frames = annotated_crops(args.video, args.truth, image_size)
+            except ValueError as error:
+                parser.error(str(error))
             blocks = frames // args.block
         features = reid.extract(crops)
         rankings = {"embedding": embedding_similarity(features["embedding"], features["embedding"])}

@@ -14,7 +14,8 @@ STATE_FILE = "state.json"
 
 
 def load_state(directory):
-    """The last complete checkpoint's state `{"global_step", "weights"}`, or None."""
+    """The last complete checkpoint's state `{"global_step", "weights"}` (and
+    `"training_cpu_seconds"` where a clock was given), or None."""
     path = pathlib.Path(directory) / STATE_FILE
     if not path.exists():
         return None
@@ -37,6 +38,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     file removed. A kill at any moment leaves a state that names a complete file.
     Non-finite losses are never saved. Resuming is `restore(model, directory)`
     followed by a data stream that starts at the restored step (see `train`).
+    `clock`, a function giving the training CPU seconds so far
+    (`ReIDEvaluation.training_cpu`), is saved with each checkpoint, so that a resumed
+    run's learning curve counts the CPU spent up to the step it resumes from.
 
     Example:
 
@@ -44,10 +48,11 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     >>> model.fit(data, epochs=10, steps_per_epoch=100, callbacks=[callback])
     """
 
-    def __init__(self, directory, every_steps=200):
+    def __init__(self, directory, every_steps=200, clock=None):
         super().__init__()
         self.directory = pathlib.Path(directory)
         self.every_steps = int(every_steps)
+        self.clock = clock
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every_steps and self._step() % self.every_steps == 0:
@@ -72,7 +77,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             return
         with atomic_path(self.directory / name) as temporary:
             self.model.save_weights(temporary)
-        atomic_write_text(self.directory / STATE_FILE, json.dumps({"global_step": step, "weights": name}))
+        state = {"global_step": step, "weights": name}
+        if self.clock is not None:
+            state["training_cpu_seconds"] = round(float(self.clock()), 2)
+        atomic_write_text(self.directory / STATE_FILE, json.dumps(state))
         for old in self.directory.glob("step-*.weights.h5"):
             if old.name != name:
                 old.unlink()

@@ -20,18 +20,20 @@ class ReIDEvaluation(keras.callbacks.Callback):
     `csn` and `fusion`), so that `TensorBoard` and `ModelCheckpoint` placed after it
     see them. With `curve_path`, each evaluation is also appended as a row of that
     CSV file with the epoch, the optimizer step and the training CPU seconds so far
-    (this process's CPU time, all threads, without the evaluations; a resumed run
-    continues from the file's last row, so the CPU time of a killed process after
-    its last evaluation is not counted). `keras.callbacks.CSVLogger` cannot hold
-    these columns: it fixes its columns at the first epoch, which is not evaluated.
+    (this process's CPU time, all threads, without the evaluations). A resumed run
+    continues the clock from `resumed_cpu`, the training CPU seconds its checkpoint
+    recorded (`training_cpu` is what `ResumableCheckpoint` saves), or else from the
+    file's last row. `keras.callbacks.CSVLogger` cannot hold these columns: it fixes
+    its columns at the first epoch, which is not evaluated.
 
     Example:
 
     >>> model.fit(data, epochs=60, callbacks=[ReIDEvaluation(dataset, every=10, curve_path="curve.csv")])
     """
 
-    def __init__(self, dataset, every=10, protocol=None, batch_size=128, curve_path=None):
+    def __init__(self, dataset, every=10, protocol=None, batch_size=128, curve_path=None, resumed_cpu=None):
         super().__init__()
+        self.resumed_cpu = resumed_cpu
         self.dataset = dataset
         self.every = int(every)
         self.protocol = protocol
@@ -46,7 +48,14 @@ class ReIDEvaluation(keras.callbacks.Callback):
         # `fit` may be called twice for one run (the trainer finishes an interrupted epoch first).
         if self._clock_start is None:
             self._clock_start = time.process_time()
-            self._cpu_before = _last_training_cpu(self.curve_path)
+            self._cpu_before = (_last_training_cpu(self.curve_path) if self.resumed_cpu is None
+                                else float(self.resumed_cpu))
+
+    def training_cpu(self):
+        """Training CPU seconds of the run so far, evaluations left out."""
+        if self._clock_start is None:
+            return self._cpu_before
+        return self._cpu_before + time.process_time() - self._clock_start - self._evaluation_cpu
 
     def on_epoch_end(self, epoch, logs=None):
         if self.every <= 0 or (epoch + 1) % self.every:
@@ -54,7 +63,7 @@ class ReIDEvaluation(keras.callbacks.Callback):
         from keras_msreid.retrieval.evaluate import evaluate_model
 
         started = time.process_time()
-        training_cpu = self._cpu_before + started - self._clock_start - self._evaluation_cpu
+        training_cpu = self.training_cpu()
         log.info("evaluating at epoch %d on %d queries x %d gallery images",
                  epoch + 1, len(self.dataset.query), len(self.dataset.gallery))
         self.last_results = evaluate_model(

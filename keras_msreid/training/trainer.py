@@ -188,7 +188,8 @@ def train(config, extra_callbacks=(), verbose="auto"):
     with contextlib.ExitStack() as stack:
         # A worker that is not the chief logs to a private folder that vanishes with it.
         logs = run if chief else pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msreid_worker_")))
-        callbacks = _callbacks(config, dataset, run, logs, chief) + list(extra_callbacks)
+        resumed = load_state(run / "checkpoint") if start else None
+        callbacks = _callbacks(config, dataset, run, logs, chief, resumed) + list(extra_callbacks)
         if config.quantization_aware:
             # Evaluations during training see the simulated int8 model too; model.keras is the plain one.
             stack.enter_context(simulated_int8(model))
@@ -199,14 +200,22 @@ def train(config, extra_callbacks=(), verbose="auto"):
     return model, _finish(model, config, dataset, run, finished=start >= config.epochs * steps)
 
 
-def _callbacks(config, dataset, run, logs, chief):
-    """Checkpoints (the chief's), evaluations, the CSV log and TensorBoard, in the order they must run."""
+def _callbacks(config, dataset, run, logs, chief, resumed):
+    """Checkpoints (the chief's), evaluations, the CSV log and TensorBoard, in the order they must run.
+
+    `resumed`: the state of the checkpoint the run resumes from (None for a new run);
+    the learning curve's CPU clock goes on from what it recorded.
+    """
     callbacks = [keras.callbacks.TerminateOnNaN()]
-    if chief:
-        callbacks.append(ResumableCheckpoint(run / "checkpoint", config.checkpoint_every_steps))
+    evaluation = None
     if config.eval_every:
-        callbacks.append(ReIDEvaluation(dataset, config.eval_every, config.protocol,
-                                        curve_path=logs / "evaluations.csv"))
+        evaluation = ReIDEvaluation(dataset, config.eval_every, config.protocol, curve_path=logs / "evaluations.csv",
+                                    resumed_cpu=(resumed or {}).get("training_cpu_seconds"))
+    if chief:
+        callbacks.append(ResumableCheckpoint(run / "checkpoint", config.checkpoint_every_steps,
+                                             clock=evaluation.training_cpu if evaluation is not None else None))
+    if evaluation is not None:
+        callbacks.append(evaluation)
     return callbacks + [
         keras.callbacks.CSVLogger(str(logs / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(logs / "logs"), update_freq="epoch"),

@@ -11,6 +11,16 @@ from keras_msreid.training.checkpoint import ResumableCheckpoint, load_state
 from keras_msreid.training.evaluation_callback import ReIDEvaluation, read_curve
 
 
+def _tiny_run(tmp_path):
+    """A tiny synthetic dataset and a compiled tiny model."""
+    write_market1501(tmp_path / "data", num_ids=8, num_cameras=2, seed=1)
+    dataset = build_dataset("market1501", tmp_path / "data")
+    keras.utils.set_random_seed(0)
+    model = MSReID.from_options(num_classes=dataset.num_train_pids, **TINY_MODEL)
+    model.compile(optimizer="adam")
+    return dataset, model
+
+
 def _fit(model, dataset, epochs, callbacks, initial_epoch=0):
     data = make_train_dataset(dataset.train, TINY_MODEL["image_size"], p=4, k=2, augment=None, seed=0)
     callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
@@ -18,11 +28,7 @@ def _fit(model, dataset, epochs, callbacks, initial_epoch=0):
 
 
 def test_curve_rows_per_evaluation_and_resumed_cpu_clock(tmp_path):
-    write_market1501(tmp_path / "data", num_ids=8, num_cameras=2, seed=1)
-    dataset = build_dataset("market1501", tmp_path / "data")
-    keras.utils.set_random_seed(0)
-    model = MSReID.from_options(num_classes=dataset.num_train_pids, **TINY_MODEL)
-    model.compile(optimizer="adam")
+    dataset, model = _tiny_run(tmp_path)
     curve = tmp_path / "evaluations.csv"
 
     first = ReIDEvaluation(dataset, every=2, protocol="market1501", curve_path=curve)
@@ -45,11 +51,7 @@ def test_curve_rows_per_evaluation_and_resumed_cpu_clock(tmp_path):
 
 
 def test_a_checkpoint_records_the_training_cpu_and_a_resumed_run_goes_on_from_it(tmp_path):
-    write_market1501(tmp_path / "data", num_ids=8, num_cameras=2, seed=1)
-    dataset = build_dataset("market1501", tmp_path / "data")
-    keras.utils.set_random_seed(0)
-    model = MSReID.from_options(num_classes=dataset.num_train_pids, **TINY_MODEL)
-    model.compile(optimizer="adam")
+    dataset, model = _tiny_run(tmp_path)
     curve = tmp_path / "evaluations.csv"
     evaluation = ReIDEvaluation(dataset, every=2, protocol="market1501", curve_path=curve)
     checkpoint = ResumableCheckpoint(tmp_path / "checkpoint", every_steps=0, clock=evaluation.training_cpu)

@@ -36,6 +36,8 @@ from keras_msreid.edge_demo.litert import TFLiteModel  # noqa: E402
 from keras_msreid.export.convert import calibration_samples, convert_keras_model  # noqa: E402
 from keras_msreid.export.float_ops import float_islands  # noqa: E402
 from keras_msreid.models import load_model  # noqa: E402
+from keras_msreid.retrieval.extract import keras_score_fn  # noqa: E402
+from keras_msreid.retrieval.ranking import rank_exhaustive  # noqa: E402
 from timing import crops_to_time  # noqa: E402
 
 FORMS = {"aligned pairs": "shift_add", "one to many": "one_to_many"}
@@ -67,7 +69,7 @@ def main():
     crops = crops_to_time(model.image_size, args.pairs + 1, args.dataset, args.root)
     features = extractor.predict(crops.astype(np.float32), verbose=0)
     names = model.scorer_feature_names
-    reference = _keras_scores(model, features, names)
+    reference = rank_exhaustive(keras_score_fn(model.scorer("shift_add")), features, features)
 
     converted = {
         form: convert_keras_model(model.scorer(correlation, context="grouped"), ["float32", "int8"],
@@ -116,17 +118,6 @@ def _all_scores(scorer, form, features, names):
     return np.stack([scorer.real_outputs(scorer.run_quantized(**_inputs(scorer, form, features, names, query,
                                                                          np.arange(count))))["score"]
                      for query in range(count)])
-
-
-def _keras_scores(model, features, names):
-    scorer = model.scorer("grouped")
-    count = len(features[names[0]])
-    rows = []
-    for query in range(count):
-        inputs = {f"a_{name}": np.repeat(features[name][query:query + 1], count, 0) for name in names}
-        inputs.update({f"b_{name}": features[name] for name in names})
-        rows.append(np.asarray(scorer(inputs, training=False)["score"]))
-    return np.stack(rows)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,9 @@ class TFLiteModel:
             reason = " ".join(str(error).split()) or first_line(printed.text)
             raise ValueError(f"cannot load TFLite model {self.path}: {reason}") from None
         self.inputs = {name: describe_tensor(name, details) for name, details in self.input_details.items()}
+        # Inputs whose batch is fixed (the scorer's query), checked on every call.
+        self._fixed_batches = {name: tensor["shape"][0] for name, tensor in self.inputs.items()
+                               if tensor["shape"] and tensor["shape"][0] > 0}
         self.outputs = {name: describe_tensor(name, details) for name, details in self.output_details.items()}
 
     def _load(self, interpreter_class, source, num_threads):
@@ -194,7 +197,7 @@ class TFLiteModel:
         unknown = sorted(set(given) - set(self.input_details))
         if missing or unknown:
             raise ValueError(f"{self.path} takes inputs {self.input_names}: missing {missing}, unknown {unknown}")
-        for name, value in given.items():
-            batch = int(self.input_details[name]["shape_signature"][0])
-            if batch > 0 and np.shape(value)[:1] != (batch,):
-                raise ValueError(f"input {name} of {self.path} takes a batch of {batch}, got shape {np.shape(value)}")
+        for name, batch in self._fixed_batches.items():
+            if np.shape(given[name])[:1] != (batch,):
+                raise ValueError(f"input {name} of {self.path} takes a batch of {batch}, got shape "
+                                 f"{np.shape(given[name])}")

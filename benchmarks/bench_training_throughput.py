@@ -18,12 +18,16 @@ then contracted with the patch. Medians of one run.
 import argparse
 import time
 
-import keras
-import numpy as np
-import tensorflow as tf
+from keras_msreid.utils.heap import keep_freed_memory
 
-from keras_msreid.layers.depthwise_correlation import correlate_grouped, correlate_shift_add
-from keras_msreid.models import MSReID
+keep_freed_memory()  # as `msreid train` does, before TensorFlow starts its threads
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_msreid.layers.depthwise_correlation import correlate_grouped, correlate_shift_add  # noqa: E402
+from keras_msreid.models import MSReID  # noqa: E402
 
 VARIANTS = {
     "all levels (low, mid, high)": dict(levels=("low", "mid", "high")),

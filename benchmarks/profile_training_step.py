@@ -20,12 +20,16 @@ images at 160x64, so the input pipeline is not included):
 import argparse
 import time
 
-import keras
-import numpy as np
-import tensorflow as tf
+from keras_msreid.utils.heap import keep_freed_memory
 
-from keras_msreid.losses.pair_mining import mine_pairs
-from keras_msreid.models import MSReID
+keep_freed_memory()  # as `msreid train` does, before TensorFlow starts its threads
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_msreid.losses.pair_mining import mine_pairs  # noqa: E402
+from keras_msreid.models import MSReID  # noqa: E402
 
 LEVELS = ("low", "mid", "high")
 

@@ -17,6 +17,7 @@ import sys
 import tempfile
 
 from keras_msreid.errors import UserError
+from keras_msreid.utils.heap import keep_freed_memory
 
 # Sub-command name -> module in this package.
 COMMANDS = {
@@ -53,8 +54,11 @@ def main(argv=None):
     """Entry point of the `msreid` console script."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    if args.command in TENSORFLOW_COMMANDS and "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
-        _import_tensorflow_quietly()
+    if args.command in TENSORFLOW_COMMANDS:
+        # Before TensorFlow allocates anything: its large buffers are then reused step after step.
+        keep_freed_memory()
+        if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+            _import_tensorflow_quietly()
     try:
         return args._module.run(args)
     except (UserError, OSError) as error:  # a path, a permission, a full disk: the user's to fix

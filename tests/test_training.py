@@ -110,17 +110,28 @@ def test_a_diverged_run_never_replaces_a_finite_model(tiny_dataset, tmp_path):
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
 
 
-def test_a_finished_run_run_again_keeps_its_model_file(tiny_dataset, tmp_path):
+def test_a_finished_run_run_again_keeps_its_model_file_and_evaluates_an_epoch_a_kill_skipped(tiny_dataset, tmp_path):
+    from keras_msreid.training.checkpoint import load_state
+    from keras_msreid.training.evaluation_callback import read_curve
     from keras_msreid.training.trainer import train
     from training_job import tiny_config
 
     config = tiny_config(str(tiny_dataset), str(tmp_path / "run"))
-    config.epochs, config.final_evaluation = 1, False
+    config.epochs, config.eval_every, config.final_evaluation = 1, 1, False
     first, _ = train(config, verbose=0)
     model_bytes = (tmp_path / "run" / "model.keras").read_bytes()
+    # As if the run had been killed after its last checkpoint, during the epoch's evaluation.
+    curve = tmp_path / "run" / "evaluations.csv"
+    evaluated = read_curve(curve)
+    assert [(row["epoch"], row["step"]) for row in evaluated] == [(1, 4)]
+    curve.write_text(curve.read_text().splitlines()[0] + "\n")
+
     again, _ = train(config, verbose=0)  # the quickstart run twice: the export's fingerprint must not change
     assert (tmp_path / "run" / "model.keras").read_bytes() == model_bytes
     assert int(again.optimizer.iterations.numpy()) == int(first.optimizer.iterations.numpy()) == 4
+    (row,) = read_curve(curve)  # the skipped evaluation is made up, once, at the checkpoint's clock
+    assert (row["epoch"], row["step"], row["fusion_mAP"]) == (1, 4, evaluated[0]["fusion_mAP"])
+    assert row["training_cpu_seconds"] == pytest.approx(load_state(tmp_path / "run" / "checkpoint")["training_cpu_seconds"], abs=1.0)
     for want, got in zip(first.weights, again.weights):
         np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=want.path)
 

@@ -45,7 +45,11 @@ class ReIDEvaluation(keras.callbacks.Callback):
         self._cpu_before = 0.0
 
     def on_train_begin(self, logs=None):
-        # `fit` may be called twice for one run (the trainer finishes an interrupted epoch first).
+        self._start_clock()
+
+    def _start_clock(self):
+        # Once per run: `fit` may be called twice (the trainer finishes an interrupted epoch
+        # first), and `evaluate` may come before it.
         if self._clock_start is None:
             self._clock_start = time.process_time()
             self._cpu_before = (_last_training_cpu(self.curve_path) if self.resumed_cpu is None
@@ -58,14 +62,22 @@ class ReIDEvaluation(keras.callbacks.Callback):
         return self._cpu_before + time.process_time() - self._clock_start - self._evaluation_cpu
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.every <= 0 or (epoch + 1) % self.every:
-            return
+        if self.every > 0 and (epoch + 1) % self.every == 0:
+            self.evaluate(epoch + 1, logs)
+
+    def evaluate(self, epoch, logs=None):
+        """Evaluates the model now as the end of `epoch` (counted from 1), and appends the curve's row.
+
+        `on_epoch_end` calls it every `every` epochs; the trainer calls it before `fit`
+        when a run resumes at the end of an evaluation epoch whose evaluation a kill cut short.
+        """
         from keras_msreid.retrieval.evaluate import evaluate_model
 
+        self._start_clock()
         started = time.process_time()
         training_cpu = self.training_cpu()
         log.info("evaluating at epoch %d on %d queries x %d gallery images",
-                 epoch + 1, len(self.dataset.query), len(self.dataset.gallery))
+                 epoch, len(self.dataset.query), len(self.dataset.gallery))
         self.last_results = evaluate_model(
             self.model, self.dataset, protocol=self.protocol, batch_size=self.batch_size
         )
@@ -75,7 +87,7 @@ class ReIDEvaluation(keras.callbacks.Callback):
                 for metric in METRICS:
                     logs[f"val_{ranking}_{metric}"] = result[metric]
         if self.curve_path:
-            row = {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations.numpy()),
+            row = {"epoch": epoch, "step": int(self.model.optimizer.iterations.numpy()),
                    "training_cpu_seconds": round(training_cpu, 2)}
             row.update({f"{ranking}_{metric}": round(float(result[metric]), 5)
                         for ranking, result in self.last_results.items() for metric in METRICS})

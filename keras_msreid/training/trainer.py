@@ -19,7 +19,7 @@ from keras_msreid.models.loading import check_model_file, initialise_from
 from keras_msreid.models.msreid import DEFAULT_LOSS_OPTIONS, DEFAULT_LOSS_WEIGHTS
 from keras_msreid.training.checkpoint import ResumableCheckpoint, load_state, restore, weights_are_finite
 from keras_msreid.training.config import TrainConfig
-from keras_msreid.training.evaluation_callback import ReIDEvaluation
+from keras_msreid.training.evaluation_callback import ReIDEvaluation, read_curve
 from keras_msreid.training.quantization_aware import simulated_int8
 from keras_msreid.utils.atomic import atomic_path, atomic_write_text
 
@@ -193,6 +193,7 @@ def train(config, extra_callbacks=(), verbose="auto"):
         if config.quantization_aware:
             # Evaluations during training see the simulated int8 model too; model.keras is the plain one.
             stack.enter_context(simulated_int8(model))
+        _evaluate_a_skipped_epoch(model, config, run, start, steps, callbacks)
         _fit(model, config, dataset, steps, start, callbacks, verbose)
     _refuse_divergence(model, run)
     if not chief:
@@ -220,6 +221,25 @@ def _callbacks(config, dataset, run, logs, chief, resumed):
         keras.callbacks.CSVLogger(str(logs / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(logs / "logs"), update_freq="epoch"),
     ]
+
+
+def _evaluate_a_skipped_epoch(model, config, run, start, steps, callbacks):
+    """Evaluates the epoch a run resumes at the end of, if it is an evaluation epoch the curve lacks.
+
+    An epoch's checkpoint is written before its evaluation: a run killed during the
+    evaluation resumes after it, and its learning curve would miss that row for good.
+    The decision reads the chief's curve in the run folder, so that under a multi-worker
+    strategy every worker evaluates (a collective) or none does.
+    """
+    epoch, offset = divmod(start, steps)
+    if offset or not epoch or not config.eval_every or epoch % config.eval_every:
+        return
+    curve = run / "evaluations.csv"
+    if curve.is_file() and any(row["epoch"] == epoch for row in read_curve(curve)):
+        return
+    evaluation = next(callback for callback in callbacks if isinstance(callback, ReIDEvaluation))
+    evaluation.set_model(model)
+    evaluation.evaluate(epoch)
 
 
 def _refuse_divergence(model, run):

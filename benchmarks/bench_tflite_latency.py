@@ -39,10 +39,12 @@ def median_ms(function, runs, warmup=3):
 def time_export(reid, images, gallery_size, runs):
     """Extractor ms/image, scorer ms/pair at 1, 10, 100, query cost vs 10 and 100."""
     image = images[:1]
+    row = {"extract": median_ms(lambda: reid.extract(image), runs)}
+    if reid.scorer is None:  # an embedding-only model: nothing to score
+        return row
     features = reid.extract(images[:gallery_size])
     query = reid.encode(reid.extract(image), side="a")
     gallery = reid.encode(features, side="b")
-    row = {"extract": median_ms(lambda: reid.extract(image), runs)}
     for pairs in (1, 10, 100):
         gallery_part = {name: value[:pairs] for name, value in gallery.items()}
         row[f"pair@{pairs}"] = median_ms(
@@ -67,13 +69,15 @@ def time_keras(model, images, runs):
     import tensorflow as tf
 
     extractor = model.extractor()
-    scorer = model.scorer("grouped")
     extract = tf.function(lambda x: extractor(x, training=False), reduce_retracing=True)
-    score = tf.function(lambda inputs: scorer(inputs, training=False), reduce_retracing=True)
     image = tf.constant(images[:1], tf.float32)
+    row = {"extract": median_ms(lambda: extract(image), runs)}
+    if not model.levels:  # an embedding-only model: nothing to score
+        return row
+    scorer = model.scorer("grouped")
+    score = tf.function(lambda inputs: scorer(inputs, training=False), reduce_retracing=True)
     features = extractor.predict(images[:100].astype(np.float32), verbose=0)
     names = model.scorer_feature_names
-    row = {"extract": median_ms(lambda: extract(image), runs)}
 
     def pair_inputs(count):
         inputs = {f"a_{n}": tf.constant(np.repeat(features[n][:1], count, 0)) for n in names}

@@ -17,7 +17,7 @@ libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, (ctypes.c_size_t,), (ctypes.c_void_p,)
 
 def second_buffer_faults(out, size=64 * 2**20):
-    for turn in range(2):
+    for _ in range(2):  # the faults of the second turn are kept
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         buffer = libc.malloc(size)
         ctypes.memset(buffer, 1, size)

@@ -61,8 +61,12 @@ class ReIDEvaluation(keras.callbacks.Callback):
             return self._cpu_before
         return self._cpu_before + time.process_time() - self._clock_start - self._evaluation_cpu
 
+    def evaluates_after(self, epoch):
+        """Whether the run is evaluated at the end of `epoch` (counted from 1)."""
+        return self.every > 0 and epoch % self.every == 0
+
     def on_epoch_end(self, epoch, logs=None):
-        if self.every > 0 and (epoch + 1) % self.every == 0:
+        if self.evaluates_after(epoch + 1):
             self.evaluate(epoch + 1, logs)
 
     def evaluate(self, epoch, logs=None):

@@ -159,7 +159,8 @@ def train(config, extra_callbacks=(), verbose="auto"):
     """
     run = pathlib.Path(config.out_dir)
     check_run_folder(config)
-    if config.initial_weights and load_state(run / "checkpoint") is None:
+    resumed = load_state(run / "checkpoint")  # the checkpoint's state, None for a new run
+    if config.initial_weights and resumed is None:
         check_model_file(config.initial_weights)  # before the dataset is read, which can take minutes
     keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:
@@ -188,12 +189,11 @@ def train(config, extra_callbacks=(), verbose="auto"):
     with contextlib.ExitStack() as stack:
         # A worker that is not the chief logs to a private folder that vanishes with it.
         logs = run if chief else pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="msreid_worker_")))
-        resumed = load_state(run / "checkpoint") if start else None
         callbacks = _callbacks(config, dataset, run, logs, chief, resumed) + list(extra_callbacks)
         if config.quantization_aware:
             # Evaluations during training see the simulated int8 model too; model.keras is the plain one.
             stack.enter_context(simulated_int8(model))
-        _evaluate_a_skipped_epoch(model, config, run, start, steps, callbacks)
+        _evaluate_a_skipped_epoch(model, run, start, steps, callbacks)
         _fit(model, config, dataset, steps, start, callbacks, verbose)
     _refuse_divergence(model, run)
     if not chief:
@@ -223,7 +223,7 @@ def _callbacks(config, dataset, run, logs, chief, resumed):
     ]
 
 
-def _evaluate_a_skipped_epoch(model, config, run, start, steps, callbacks):
+def _evaluate_a_skipped_epoch(model, run, start, steps, callbacks):
     """Evaluates the epoch a run resumes at the end of, if it is an evaluation epoch the curve lacks.
 
     An epoch's checkpoint is written before its evaluation: a run killed during the
@@ -232,12 +232,12 @@ def _evaluate_a_skipped_epoch(model, config, run, start, steps, callbacks):
     strategy every worker evaluates (a collective) or none does.
     """
     epoch, offset = divmod(start, steps)
-    if offset or not epoch or not config.eval_every or epoch % config.eval_every:
+    evaluation = next((callback for callback in callbacks if isinstance(callback, ReIDEvaluation)), None)
+    if offset or not epoch or evaluation is None or not evaluation.evaluates_after(epoch):
         return
     curve = run / "evaluations.csv"
     if curve.is_file() and any(row["epoch"] == epoch for row in read_curve(curve)):
         return
-    evaluation = next(callback for callback in callbacks if isinstance(callback, ReIDEvaluation))
     evaluation.set_model(model)
     evaluation.evaluate(epoch)
 

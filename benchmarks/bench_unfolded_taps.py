@@ -14,7 +14,6 @@ the map (15 taps at a quarter of the positions, against 16 cells); at stride 1 t
 """
 
 import argparse
-import time
 
 from keras_msreid.utils.heap import keep_freed_memory
 
@@ -24,6 +23,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_msreid.layers.depthwise_correlation import _same_padding, correlate_grouped  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 LEVELS = {"low": ((40, 16), 4), "mid": ((20, 8), 2), "high": ((10, 4), 1)}
 PATCH = (5, 3)
@@ -54,17 +54,6 @@ def unfolded_taps(patches, maps, patch_side, map_side, stride):
     return tf.reshape(scores, (-1, out_h, out_w, patches.shape[-1]))
 
 
-def median_ms(function, runs):
-    for _ in range(2):
-        function()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        [value.numpy() for value in function()]
-        times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=10)
@@ -90,7 +79,10 @@ def main():
                     loss = tf.reduce_sum(scores * scores)
                 return [tf.convert_to_tensor(gradient) for gradient in tape.gradient(loss, [patches, maps])]
 
-            row.append(median_ms(step, args.runs))
+            def gradients(step=step):
+                return [gradient.numpy() for gradient in step()]
+
+            row.append(1000.0 * median_seconds(gradients, args.runs, warmup=2))
         difference = float(tf.reduce_max(tf.abs(gathered_maps(patches, maps, patch_side, map_side, stride)
                                                  - unfolded_taps(patches, maps, patch_side, map_side, stride))))
         print(f"{level:<6} {height:>3}x{width:<2} {stride:>6} {row[0]:14.1f} {row[1]:14.1f} "

@@ -4,10 +4,10 @@ Usage:
     python benchmarks/bench_unfolded_taps.py [--runs 10]
 
 A training step of PK 16 x 4 = 64 images compares 256 pairs in both directions. Today
-every pair's maps are gathered (`ops.take`) and correlated by `correlate_grouped`. The
-other way: unfold each image's map once into its patch taps at the evaluated positions
-(64 images, not 512 pair-directions), gather the taps per pair and contract them with
-the other image's patch. At a level compared at stride 4 the taps are no bigger than
+`correlate_indexed` either gathers every pair's map and correlates by
+`correlate_grouped`, or unfolds each image's map once into its patch taps at the
+evaluated positions (64 images, not 512 pair-directions), gathers the taps per pair and
+contracts them with the other image's patch; `unfolding_pays` chooses (last column). At a level compared at stride 4 the taps are no bigger than
 the map (15 taps at a quarter of the positions, against 16 cells); at stride 1 they are
 15 times bigger. Forward + backward to the per-image maps and patches, medians of
 `--runs`; the freed memory is kept as `msreid train` keeps it. Both give the same values.
@@ -22,36 +22,19 @@ keep_freed_memory()  # as `msreid train` does, before TensorFlow starts its thre
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_msreid.layers.depthwise_correlation import _same_padding, correlate_grouped  # noqa: E402
+from keras_msreid.layers.depthwise_correlation import correlate_indexed, unfolding_pays  # noqa: E402
 from timing import median_seconds  # noqa: E402
 
 LEVELS = {"low": ((40, 16), 4), "mid": ((20, 8), 2), "high": ((10, 4), 1)}
 PATCH = (5, 3)
 
 
-def unfold(maps, stride):
-    """`(images, positions, taps, C)`: each evaluated position's SAME-padded 5x3 window, by one gather."""
-    images = tf.shape(maps)[0]
-    _, height, width, channels = maps.shape
-    (top, bottom), (left, right) = _same_padding(PATCH[0]), _same_padding(PATCH[1])
-    padded = tf.pad(maps, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    padded_width = width + left + right
-    out_h, out_w = -(-height // stride), -(-width // stride)
-    rows = np.arange(out_h)[:, None, None, None] * stride + np.arange(PATCH[0])[None, None, :, None]
-    cols = np.arange(out_w)[None, :, None, None] * stride + np.arange(PATCH[1])[None, None, None, :]
-    taps = tf.gather(tf.reshape(padded, (images, -1, channels)), (rows * padded_width + cols).reshape(-1), axis=1)
-    return tf.reshape(taps, (images, out_h * out_w, PATCH[0] * PATCH[1], channels)), (out_h, out_w)
-
-
 def gathered_maps(patches, maps, patch_side, map_side, stride):
-    return correlate_grouped(tf.gather(patches, patch_side), tf.gather(maps, map_side), stride)
+    return correlate_indexed(patches, maps, patch_side, map_side, stride, unfold=False)
 
 
 def unfolded_taps(patches, maps, patch_side, map_side, stride):
-    taps, (out_h, out_w) = unfold(maps, stride)
-    kernels = tf.reshape(tf.gather(patches, patch_side), (-1, 1, PATCH[0] * PATCH[1], patches.shape[-1]))
-    scores = tf.reduce_sum(tf.gather(taps, map_side) * kernels, axis=2)
-    return tf.reshape(scores, (-1, out_h, out_w, patches.shape[-1]))
+    return correlate_indexed(patches, maps, patch_side, map_side, stride, unfold=True)
 
 
 def main():
@@ -65,7 +48,8 @@ def main():
     map_side = tf.constant(np.concatenate([others, anchors]))
 
     print("64 images, 256 pairs both directions, 5x3 patches, 32 channels; forward + backward, ms")
-    print(f"{'level':<6} {'map':>6} {'stride':>6} {'maps gathered':>14} {'taps unfolded':>14} {'ratio':>6} {'max diff':>9}")
+    print(f"{'level':<6} {'map':>6} {'stride':>6} {'maps gathered':>14} {'taps unfolded':>14} {'ratio':>6} {'max diff':>9} "
+          f"{'unfolds':>8}")
     for level, ((height, width), stride) in LEVELS.items():
         patches = tf.constant(rng.normal(size=(64,) + PATCH + (32,)).astype("float32"))
         maps = tf.constant(rng.normal(size=(64, height, width, 32)).astype("float32"))
@@ -86,7 +70,8 @@ def main():
         difference = float(tf.reduce_max(tf.abs(gathered_maps(patches, maps, patch_side, map_side, stride)
                                                  - unfolded_taps(patches, maps, patch_side, map_side, stride))))
         print(f"{level:<6} {height:>3}x{width:<2} {stride:>6} {row[0]:14.1f} {row[1]:14.1f} "
-              f"{row[0] / row[1]:5.2f}x {difference:9.1e}", flush=True)
+              f"{row[0] / row[1]:5.2f}x {difference:9.1e} {str(unfolding_pays((height, width), PATCH, stride)):>8}",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ images at 160x64, so the input pipeline is not included):
 2. The parts of the all-levels step timed alone, forward + backward where they
    train: trunk with the embedding head, each level's per-image half (projection
    and STN), each level's correlation and 1x1 reduction over the step's pairs (both
-   directions), the fusion head, the pair gathers, pair mining, and the
-   optimizer's update.
+   directions, gathering the pairs from the batch's rows), the fusion head, pair
+   mining, and the optimizer's update.
 """
 
 import argparse
@@ -110,16 +110,18 @@ def part_times(images, labels, steps):
             lambda block=block, trunk_map=trunk_map: block(trunk_map, training=True)[:2],
             block.trainable_variables + [trunk_map]), steps)))
     level_maps = []
+    # The step's pairs in both directions, as rows of the batch (`ConvSimilarity`'s form).
+    both_rows = (tf.concat([anchors, others], 0), tf.concat([others, anchors], 0))
     for level in LEVELS:
         block = model.pair_head.similarities[level]
-        patches = tf.concat([tf.gather(outputs[f"{level}_patch"], anchors), tf.gather(outputs[f"{level}_patch"], others)], 0)
-        pair_maps = tf.concat([tf.gather(outputs[f"{level}_map"], others), tf.gather(outputs[f"{level}_map"], anchors)], 0)
-        patches, pair_maps = tf.constant(patches), tf.constant(pair_maps)
+        patches, level_map = tf.constant(outputs[f"{level}_patch"]), tf.constant(outputs[f"{level}_map"])
         correlation = block.correlations[block.correlation_method]
-        rows.append((f"{level}: correlation, {2 * pairs} pair-directions, fwd + bwd", median_ms(trained_gradient(
-            lambda correlation=correlation, patches=patches, pair_maps=pair_maps: correlation([patches, pair_maps]),
-            [patches, pair_maps]), steps)))
-        scores = tf.constant(correlation([patches, pair_maps]))
+        rows.append((f"{level}: correlation, {2 * pairs} pair-directions (gathers in), fwd + bwd",
+                     median_ms(trained_gradient(
+                         lambda correlation=correlation, patches=patches, level_map=level_map: correlation(
+                             [patches, level_map], rows=both_rows),
+                         [patches, level_map]), steps)))
+        scores = tf.constant(correlation([patches, level_map], rows=both_rows))
         reduce = lambda block=block, scores=scores: tf.nn.relu(  # noqa: E731
             block.reduction_norm(block.reduction(scores), training=True))
         rows.append((f"{level}: 1x1 reduction + BN + ReLU, fwd + bwd", median_ms(trained_gradient(
@@ -129,11 +131,6 @@ def part_times(images, labels, steps):
         level_maps.append(tf.constant(tf.reduce_mean(tf.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0)))
     rows.append((f"fusion head over {pairs} pairs, fwd + bwd", median_ms(trained_gradient(
         lambda: model.pair_head.fusion(level_maps, training=True), model.pair_head.fusion.trainable_variables + level_maps), steps)))
-    names = model.scorer_feature_names
-    per_image = {name: tf.constant(outputs[name]) for name in names}
-    rows.append(("pair gathers (take of every level's map and patch), fwd + bwd", median_ms(trained_gradient(
-        lambda: [tf.gather(per_image[name], index) for name in names for index in (anchors, others)],
-        list(per_image.values())), steps)))
     features = tf.constant(outputs["features"])
     mine = tf.function(lambda: mine_pairs(labels, features, options["hard_positives"], options["hard_negatives"],
                                           options["random_positives"], options["random_negatives"], noise))

@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_msreid.layers.depthwise_correlation import DepthwiseCorrelation, cells_read
+from keras_msreid.layers.depthwise_correlation import (
+    DepthwiseCorrelation,
+    cells_read,
+    correlate_indexed,
+    unfolding_pays,
+)
 
 
 def naive_correlation(patches, maps, stride=1):
@@ -55,6 +60,57 @@ def test_grouped_and_shift_add_agree_in_value_and_gradient(stride):
         results.append([out.numpy()] + [g.numpy() for g in tape.gradient(loss, [patches, maps])])
     for grouped, shift_add in zip(*results):
         np.testing.assert_allclose(grouped, shift_add, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", DepthwiseCorrelation.ALIGNED_METHODS)
+@pytest.mark.parametrize(
+    "map_size,patch_size,parts,stride,unfolds",
+    [((12, 8), (3, 3), 1, 4, True), ((9, 6), (3, 2), 2, 4, True), ((10, 4), (5, 3), 1, 1, False),
+     ((9, 6), (4, 2), 2, 2, False)],
+)
+def test_pairs_given_as_rows_match_the_naive_loop_on_the_gathered_pairs(method, map_size, patch_size, parts, stride,
+                                                                        unfolds):
+    assert unfolding_pays(map_size, patch_size, stride) == unfolds  # both ways of running are covered
+    rng = np.random.default_rng(4)
+    patches = rng.normal(size=(4, parts) + patch_size + (3,)).astype("float32")
+    maps = rng.normal(size=(5,) + map_size + (3,)).astype("float32")
+    patch_rows, map_rows = np.array([0, 3, 3, 1, 2, 0]), np.array([4, 0, 2, 2, 1, 4])
+    out = DepthwiseCorrelation(method, strides=stride)([tf.constant(patches), tf.constant(maps)],
+                                                       rows=(tf.constant(patch_rows), tf.constant(map_rows)))
+    np.testing.assert_allclose(out.numpy(), naive_correlation(patches[patch_rows], maps[map_rows], stride), atol=1e-5)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 4])
+def test_unfolded_taps_give_the_gathered_maps_values_at_any_stride(stride):
+    rng = np.random.default_rng(6)
+    patches = tf.constant(rng.normal(size=(4, 5, 3, 3)).astype("float32"))
+    maps = tf.constant(rng.normal(size=(5, 11, 7, 3)).astype("float32"))
+    rows = tf.constant([0, 3, 2, 2]), tf.constant([4, 1, 1, 0])
+    unfolded, gathered = (correlate_indexed(patches, maps, *rows, stride, unfold=unfold) for unfold in (True, False))
+    assert unfolded.shape == gathered.shape == (4, -(-11 // stride), -(-7 // stride), 3)
+    np.testing.assert_allclose(unfolded.numpy(), gathered.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+def test_pairs_given_as_rows_have_the_gradients_of_the_gathered_pairs(stride):
+    rng = np.random.default_rng(5)
+    patches = tf.constant(rng.normal(size=(6, 2, 5, 3, 4)).astype("float32"))
+    maps = tf.constant(rng.normal(size=(6, 20, 8, 4)).astype("float32"))
+    patch_rows, map_rows = tf.constant([0, 1, 1, 5, 3, 3, 2]), tf.constant([2, 2, 4, 0, 3, 1, 1])
+    layer = DepthwiseCorrelation(strides=stride)
+    weights = tf.constant(rng.normal(size=(7, -(-20 // stride), -(-8 // stride), 8)).astype("float32"))
+    results = []
+    for indexed in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch([patches, maps])
+            if indexed:
+                out = layer([patches, maps], rows=(patch_rows, map_rows))
+            else:
+                out = layer([tf.gather(patches, patch_rows), tf.gather(maps, map_rows)])
+            loss = tf.reduce_sum(out * weights)
+        results.append([out.numpy()] + [tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, [patches, maps])])
+    for indexed, gathered in zip(*results):
+        np.testing.assert_allclose(indexed, gathered, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("single", ["patches", "maps"])

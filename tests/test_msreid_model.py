@@ -81,6 +81,28 @@ def test_the_two_directions_are_averaged_before_the_reduction():
     np.testing.assert_allclose(model.pair_logits(b, a), model.pair_logits(a, b), atol=1e-6)
 
 
+def test_pairs_as_rows_of_the_batch_score_and_train_as_the_gathered_pairs():
+    model = MSReID.from_options(**TINY_MODEL)  # low level at stride 4: unfolded; mid and high: gathered
+    batch = tf.constant(images(5, seed=6))
+    rows_a, rows_b = tf.constant([0, 0, 1, 4, 3, 2]), tf.constant([1, 3, 1, 2, 0, 4])
+    results = []
+    for as_rows in (True, False):
+        with tf.GradientTape() as tape:
+            features = model(batch, training=True)
+            if as_rows:
+                logits = model.pair_logits(features, features, training=True, rows=(rows_a, rows_b))
+            else:
+                logits = model.pair_logits({name: tf.gather(value, rows_a) for name, value in features.items()},
+                                           {name: tf.gather(value, rows_b) for name, value in features.items()},
+                                           training=True)
+            loss = tf.reduce_sum(logits * tf.range(1.0, 7.0))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        results.append([logits.numpy()] + [tf.convert_to_tensor(g).numpy() for g in gradients if g is not None])
+    assert len(results[0]) == len(results[1]) > 20
+    for as_rows, gathered in zip(*results):
+        np.testing.assert_allclose(as_rows, gathered, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("pair_stride,grids", [(16, [(4, 2)] * 3), (8, [(8, 4), (8, 4), (4, 2)]), (4, [(16, 8), (8, 4), (4, 2)])])
 def test_every_level_is_compared_on_the_pair_stride_grid(pair_stride, grids):
     model = MSReID.from_options(pair_stride=pair_stride, **TINY_MODEL)

@@ -20,7 +20,9 @@ class ConvSimilarity(layers.Layer):
     `strides` > 1 compares at a coarser grid of positions (cheaper per pair).
     `call(..., correlation="one_to_many")` takes A as a single image (a batch of 1)
     met by every row of B, the form of the exported scorer (a query against its
-    gallery); the numbers are the same.
+    gallery); the numbers are the same. `call(..., rows=(rows_a, rows_b))` takes
+    both sides as per-image batches (they may be the same) and pair `i` as row
+    `rows_a[i]` of A against row `rows_b[i]` of B, as a training step mines them.
 
     Example:
 
@@ -54,11 +56,13 @@ class ConvSimilarity(layers.Layer):
         score_shape = self.correlations[self.correlation_method].compute_output_shape(input_shape[:2])
         return tuple(score_shape[:3]) + (self.reduced_channels,)
 
-    def call(self, inputs, training=None, correlation=None):
+    def call(self, inputs, training=None, correlation=None, rows=None):
         patches_a, maps_a, patches_b, maps_b = inputs
         correlation = correlation or self.correlation_method
         correlate = self.correlations[correlation]
-        if correlation == "one_to_many":
+        if rows is not None:
+            scores = self._indexed_scores(correlate, patches_a, maps_a, patches_b, maps_b, *rows)
+        elif correlation == "one_to_many":
             # One side is a single image: the two directions differ in form and run apart.
             scores = (correlate([patches_a, maps_b]) + correlate([patches_b, maps_a])) * 0.5
         else:
@@ -66,6 +70,20 @@ class ConvSimilarity(layers.Layer):
             both = correlate([patches, ops.concatenate([maps_b, maps_a], axis=0)])
             scores = ops.mean(ops.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0)
         return ops.relu(self.reduction_norm(self.reduction(scores), training=training))
+
+    @staticmethod
+    def _indexed_scores(correlate, patches_a, maps_a, patches_b, maps_b, rows_a, rows_b):
+        """Both directions of pairs `(rows_a[i], rows_b[i])` of per-image batches, averaged."""
+        if patches_a is patches_b and maps_a is maps_b:
+            # One batch on both sides (a training step's pairs): its maps are unfolded once.
+            patches, maps, offset = patches_a, maps_a, 0
+        else:
+            patches, maps = ops.concatenate([patches_a, patches_b], 0), ops.concatenate([maps_a, maps_b], 0)
+            offset = ops.shape(maps_a)[0]
+        rows_a, rows_b = ops.cast(rows_a, "int32"), ops.cast(rows_b, "int32") + offset
+        both = correlate([patches, maps], rows=(ops.concatenate([rows_a, rows_b], 0),
+                                                ops.concatenate([rows_b, rows_a], 0)))
+        return ops.mean(ops.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0)
 
     def get_config(self):
         config = super().get_config()

@@ -131,6 +131,77 @@ def correlate_one_to_many(patches, feature_maps, stride=1):
     return tf.nn.depthwise_conv2d(padded, tf.transpose(patches, (1, 2, 3, 0)), (1, stride, stride, 1), "VALID")
 
 
+def unfold_taps(feature_maps, patch_size, stride=1):
+    """Every evaluated position's SAME-padded window of each map, read once per image.
+
+    Args:
+        feature_maps: `(images, height, width, channels)`.
+        patch_size: `(patch_h, patch_w)`.
+        stride: positions evaluated every `stride` cells from (0, 0), as `correlate_grouped`.
+
+    Returns:
+        `(images, positions, patch_h * patch_w, channels)`, positions row-major over
+        the `(ceil(height / stride), ceil(width / stride))` grid; taps that fall in the
+        padding are zero.
+    """
+    images = tf.shape(feature_maps)[0]
+    _, height, width, channels = feature_maps.shape
+    patch_h, patch_w = patch_size
+    (top, bottom), (left, right) = _same_padding(patch_h), _same_padding(patch_w)
+    padded = tf.pad(feature_maps, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    padded_width = width + left + right
+    out_h, out_w = -(-height // stride), -(-width // stride)
+    rows = np.arange(out_h)[:, None, None, None] * stride + np.arange(patch_h)[None, None, :, None]
+    cols = np.arange(out_w)[None, :, None, None] * stride + np.arange(patch_w)[None, None, None, :]
+    cells = (rows * padded_width + cols).reshape(-1)
+    taps = tf.gather(tf.reshape(padded, (images, -1, channels)), cells, axis=1)
+    return tf.reshape(taps, (images, out_h * out_w, patch_h * patch_w, channels))
+
+
+def unfolding_pays(map_size, patch_size, stride=1):
+    """Whether pairs of a batch's images correlate faster through `unfold_taps`.
+
+    Gathering each pair's taps moves `positions x patch area` cells per pair, gathering
+    its map `height x width`: at a stride of 4 with a 5x3 patch the taps are the smaller
+    and the correlation of 256 pairs in both directions ran 3.2-4.6x faster forward and
+    backward; at stride 1 they are 15x the map and ran 2x slower (docs/RESULTS.md,
+    "The low level's taps unfolded once per image").
+    """
+    (height, width), (patch_h, patch_w) = map_size, patch_size
+    positions = -(-height // stride) * -(-width // stride)
+    return positions * patch_h * patch_w <= height * width
+
+
+def correlate_indexed(patches, feature_maps, patch_rows, map_rows, stride=1, unfold=None):
+    """The correlation of pairs given as rows of two per-image batches.
+
+    Pair `i` slides `patches[patch_rows[i]]` over `feature_maps[map_rows[i]]`. With
+    `unfold`, each map is unfolded into its taps once and the taps are gathered per
+    pair; without, each pair's map is gathered and `correlate_grouped` runs. Same
+    values either way.
+
+    Args:
+        patches: `(images_p, patch_h, patch_w, channels)`.
+        feature_maps: `(images_m, height, width, channels)`.
+        patch_rows, map_rows: int `(pairs,)`.
+        stride: as `correlate_grouped`.
+        unfold: `None` (the default) unfolds where `unfolding_pays`.
+
+    Returns:
+        `(pairs, ceil(height / stride), ceil(width / stride), channels)`, unscaled.
+    """
+    _, patch_h, patch_w, channels = patches.shape
+    _, height, width, _ = feature_maps.shape
+    if unfold is None:
+        unfold = unfolding_pays((height, width), (patch_h, patch_w), stride)
+    if not unfold:
+        return correlate_grouped(tf.gather(patches, patch_rows), tf.gather(feature_maps, map_rows), stride)
+    taps = tf.gather(unfold_taps(feature_maps, (patch_h, patch_w), stride), map_rows)
+    kernels = tf.reshape(tf.gather(patches, patch_rows), (-1, 1, patch_h * patch_w, channels))
+    scores = tf.reduce_sum(taps * kernels, axis=2)
+    return tf.reshape(scores, (-1, -(-height // stride), -(-width // stride), channels))
+
+
 @keras.saving.register_keras_serializable(package="keras_msreid")
 class DepthwiseCorrelation(layers.Layer):
     """Slides each pair's patch, channel by channel, over the other image's map.
@@ -148,6 +219,11 @@ class DepthwiseCorrelation(layers.Layer):
     when the graph is built), met by every row of the other, as one depth-wise
     convolution with a run-time kernel (the exported scorer). All give the same
     numbers.
+
+    `call([patches, maps], rows=(patch_rows, map_rows))` takes the two sides as
+    per-image batches and pair `i` as `patches[patch_rows[i]]` over
+    `maps[map_rows[i]]` (`correlate_indexed`, whatever the method): a training
+    batch's pairs without copying a map per pair.
 
     Example:
 
@@ -169,12 +245,18 @@ class DepthwiseCorrelation(layers.Layer):
         self.method = method
         self.strides = int(strides)
 
-    def call(self, inputs):
+    def call(self, inputs, rows=None):
         patches, feature_maps = inputs
         parts, patch_h, patch_w, channels = patches.shape[1:]
         _, height, width, _ = feature_maps.shape
         scale = 1.0 / (patch_h * patch_w)
-        if self.method == "one_to_many":
+        if rows is not None:
+            # Pairs as rows of per-image batches: every part of a pair's patch image meets its map.
+            patch_rows, map_rows = (ops.cast(index, "int32") for index in rows)
+            part_rows = ops.reshape(ops.expand_dims(patch_rows, 1) * parts + ops.arange(parts, dtype="int32"), (-1,))
+            scores = correlate_indexed(ops.reshape(patches, (-1, patch_h, patch_w, channels)), feature_maps,
+                                       part_rows, ops.repeat(map_rows, parts), self.strides) * scale
+        elif self.method == "one_to_many":
             # The scale goes on the kernel, the smaller tensor: one multiply fewer per output.
             patches = patches * scale
             if patches.shape[0] == 1:
@@ -197,10 +279,15 @@ class DepthwiseCorrelation(layers.Layer):
         scores = ops.transpose(scores, (0, 2, 3, 1, 4))
         return ops.reshape(scores, (-1, height, width, parts * channels))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape, rows=None):
         patch_shape, map_shape = input_shape
         height, width = (-(-size // self.strides) for size in map_shape[1:3])
-        pairs = patch_shape[0] if self.method == "one_to_many" and map_shape[0] == 1 else map_shape[0]
+        if rows is not None:
+            pairs = rows[0][0]
+        elif self.method == "one_to_many" and map_shape[0] == 1:
+            pairs = patch_shape[0]
+        else:
+            pairs = map_shape[0]
         return (pairs, height, width, patch_shape[1] * map_shape[3])
 
     def get_config(self):

@@ -167,9 +167,10 @@ class MSReID(keras.Model):
         return outputs
 
     # ------------------------------------------------------------------- per pair
-    def pair_logits(self, features_a, features_b, training=None, correlation=None, context=None):
-        """Symmetric logits `(pairs,)` of aligned pairs from two dicts of per-image features."""
-        return self.pair_head(features_a, features_b, training=training, correlation=correlation, context=context)
+    def pair_logits(self, features_a, features_b, training=None, correlation=None, context=None, rows=None):
+        """Symmetric logits `(pairs,)` from two dicts of per-image features: aligned, or the `rows` pairs."""
+        return self.pair_head(features_a, features_b, training=training, correlation=correlation, context=context,
+                              rows=rows)
 
     # ----------------------------------------------------------- functional views
     def extractor(self):
@@ -305,10 +306,10 @@ class MSReID(keras.Model):
         num_positives, num_negatives = positive_index.shape[1], negative_index.shape[1]
         anchors = ops.repeat(ops.arange(batch), num_positives + num_negatives)
         others = ops.reshape(ops.concatenate([positive_index, negative_index], axis=1), (-1,))
-        names = self.scorer_feature_names
-        side_a = {name: ops.take(y_pred[name], anchors, axis=0) for name in names}
-        side_b = {name: ops.take(y_pred[name], others, axis=0) for name in names}
-        logits = ops.cast(self.pair_logits(side_a, side_b, training=training), "float32")
+        # The pairs as rows of the batch's per-image features: nothing is copied per pair.
+        per_image = {name: y_pred[name] for name in self.scorer_feature_names}
+        logits = ops.cast(self.pair_logits(per_image, per_image, training=training, rows=(anchors, others)),
+                          "float32")
         logits = ops.reshape(logits, (-1, num_positives + num_negatives))
         is_same = ops.concatenate(
             [ops.ones_like(positive_valid), ops.zeros_like(negative_valid)], axis=1

@@ -27,7 +27,11 @@ class MSReIDPairHead(keras.layers.Layer):
     (docs/RESULTS.md, "Where a training step's time goes"). A `SimilarityFusion`
     joins the levels from low to high into one logit. `call(..., correlation=,
     context=)` choose how its depth-wise steps run (`MSReID.scorer`), the same
-    numbers either way.
+    numbers either way. `call(..., rows=(rows_a, rows_b))` scores pair `i` as row
+    `rows_a[i]` of `features_a` against row `rows_b[i]` of `features_b`, both
+    per-image (the same dict in a training step): no map is copied per pair, and a
+    level compared at a stride its patch fits in is unfolded once per image
+    (`correlate_indexed`).
 
     Example:
 
@@ -99,7 +103,7 @@ class MSReIDPairHead(keras.layers.Layer):
         # come back from JSON with lists for tuples, and the config would not round-trip.
         return None
 
-    def call(self, features_a, features_b, training=None, correlation=None, context=None):
+    def call(self, features_a, features_b, training=None, correlation=None, context=None, rows=None):
         # The fusion's context runs as the correlations do unless told otherwise; it is
         # per pair, so a one-to-many comparison runs it as the aligned form does.
         correlation = correlation or self.correlation
@@ -108,7 +112,7 @@ class MSReIDPairHead(keras.layers.Layer):
             self.similarities[level](
                 [features_a[f"{level}_patch"], features_a[f"{level}_map"],
                  features_b[f"{level}_patch"], features_b[f"{level}_map"]],
-                training=training, correlation=correlation,
+                training=training, correlation=correlation, rows=rows,
             )
             for level in self.levels
         ]

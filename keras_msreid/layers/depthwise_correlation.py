@@ -172,13 +172,14 @@ def unfolding_pays(map_size, patch_size, stride=1):
     return positions * patch_h * patch_w <= height * width
 
 
-def correlate_indexed(patches, feature_maps, patch_rows, map_rows, stride=1, unfold=None):
+def correlate_indexed(patches, feature_maps, patch_rows, map_rows, stride=1, unfold=None,
+                      correlate_pairs=correlate_grouped):
     """The correlation of pairs given as rows of two per-image batches.
 
     Pair `i` slides `patches[patch_rows[i]]` over `feature_maps[map_rows[i]]`. With
     `unfold`, each map is unfolded into its taps once and the taps are gathered per
-    pair; without, each pair's map is gathered and `correlate_grouped` runs. Same
-    values either way.
+    pair; without, each pair's patch and map are gathered and `correlate_pairs`
+    (`correlate_grouped` or `correlate_shift_add`) runs. Same values either way.
 
     Args:
         patches: `(images_p, patch_h, patch_w, channels)`.
@@ -195,7 +196,7 @@ def correlate_indexed(patches, feature_maps, patch_rows, map_rows, stride=1, unf
     if unfold is None:
         unfold = unfolding_pays((height, width), (patch_h, patch_w), stride)
     if not unfold:
-        return correlate_grouped(tf.gather(patches, patch_rows), tf.gather(feature_maps, map_rows), stride)
+        return correlate_pairs(tf.gather(patches, patch_rows), tf.gather(feature_maps, map_rows), stride)
     taps = tf.gather(unfold_taps(feature_maps, (patch_h, patch_w), stride), map_rows)
     kernels = tf.reshape(tf.gather(patches, patch_rows), (-1, 1, patch_h * patch_w, channels))
     scores = tf.reduce_sum(taps * kernels, axis=2)
@@ -222,8 +223,9 @@ class DepthwiseCorrelation(layers.Layer):
 
     `call([patches, maps], rows=(patch_rows, map_rows))` takes the two sides as
     per-image batches and pair `i` as `patches[patch_rows[i]]` over
-    `maps[map_rows[i]]` (`correlate_indexed`, whatever the method): a training
-    batch's pairs without copying a map per pair.
+    `maps[map_rows[i]]` (`correlate_indexed`; a level it does not unfold runs as
+    `method` says, `grouped` for `one_to_many`): a training batch's pairs without
+    copying a map per pair.
 
     Example:
 
@@ -255,7 +257,9 @@ class DepthwiseCorrelation(layers.Layer):
             patch_rows, map_rows = (ops.cast(index, "int32") for index in rows)
             part_rows = ops.reshape(ops.expand_dims(patch_rows, 1) * parts + ops.arange(parts, dtype="int32"), (-1,))
             scores = correlate_indexed(ops.reshape(patches, (-1, patch_h, patch_w, channels)), feature_maps,
-                                       part_rows, ops.repeat(map_rows, parts), self.strides) * scale
+                                       part_rows, ops.repeat(map_rows, parts), self.strides,
+                                       correlate_pairs=correlate_shift_add if self.method == "shift_add"
+                                       else correlate_grouped) * scale
         elif self.method == "one_to_many":
             # The scale goes on the kernel, the smaller tensor: one multiply fewer per output.
             patches = patches * scale

@@ -103,6 +103,18 @@ def test_pairs_as_rows_of_the_batch_score_and_train_as_the_gathered_pairs():
         np.testing.assert_allclose(as_rows, gathered, rtol=1e-4, atol=1e-5)
 
 
+def test_pairs_as_rows_of_two_different_batches_score_as_the_gathered_pairs():
+    model = MSReID.from_options(**TINY_MODEL)
+    features = model(images(5, seed=7))
+    a = {name: value[:3] for name, value in features.items()}
+    b = {name: value[3:] for name, value in features.items()}
+    rows_a, rows_b = np.array([2, 0, 1, 2]), np.array([0, 1, 1, 0])
+    gathered = model.pair_logits({name: tf.gather(value, rows_a) for name, value in a.items()},
+                                 {name: tf.gather(value, rows_b) for name, value in b.items()})
+    np.testing.assert_allclose(model.pair_logits(a, b, rows=(rows_a, rows_b)), gathered, atol=1e-5)
+    np.testing.assert_allclose(model.pair_logits(b, a, rows=(rows_b, rows_a)), gathered, atol=1e-5)
+
+
 @pytest.mark.parametrize("pair_stride,grids", [(16, [(4, 2)] * 3), (8, [(8, 4), (8, 4), (4, 2)]), (4, [(16, 8), (8, 4), (4, 2)])])
 def test_every_level_is_compared_on_the_pair_stride_grid(pair_stride, grids):
     model = MSReID.from_options(pair_stride=pair_stride, **TINY_MODEL)

@@ -175,6 +175,19 @@ def test_fit_lowers_the_loss_on_a_fixed_batch():
         assert np.isfinite(history[name][-1]), name
 
 
+def test_every_level_trains_under_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = MSReID.from_options(num_classes=2, **TINY_MODEL)  # all levels, with the STN
+        model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+        logs = model.train_on_batch(images(8, seed=8), np.repeat([0, 1], 4), return_dict=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.backbone.compute_dtype == "float16"
+    assert {"verification_loss", "triplet_loss", "identity_loss"} <= set(logs)
+    assert all(np.isfinite(value) for value in logs.values())
+
+
 def test_a_term_weighted_zero_is_neither_trained_nor_logged():
     model = MSReID.from_options(num_classes=4, **{**TINY_MODEL, "levels": ("high",)})
     model.compile(optimizer=keras.optimizers.Adam(1e-3))  # the default weights: no ranking loss

@@ -113,3 +113,18 @@ def test_config_round_trip():
     stn = SpatialTransformer(patch_size=(3, 2), parts=2, hidden_units=8, learn_transform=False)
     clone = SpatialTransformer.from_config(stn.get_config())
     assert (clone.patch_size, clone.parts, clone.hidden_units, clone.learn_transform) == ((3, 2), 2, 8, False)
+
+
+@pytest.mark.parametrize("learn_transform", [False, True])
+def test_a_float16_map_gives_float16_patches_and_a_float32_transform(learn_transform):
+    rng = np.random.default_rng(3)
+    feature_map = rng.normal(size=(2, 10, 4, 8)).astype("float32")
+    layer32 = SpatialTransformer((5, 3), parts=2, learn_transform=learn_transform)
+    layer16 = SpatialTransformer((5, 3), parts=2, learn_transform=learn_transform, dtype="mixed_float16")
+    patches32, theta32 = layer32(tf.constant(feature_map))
+    layer16.build(feature_map.shape)
+    layer16.set_weights(layer32.get_weights())
+    patches16, theta16 = layer16(tf.constant(feature_map))  # computes in float16, as under mixed precision
+    assert (patches16.dtype, theta16.dtype) == (tf.float16, tf.float32)
+    np.testing.assert_allclose(theta16.numpy(), theta32.numpy(), atol=1e-3)
+    np.testing.assert_allclose(patches16.numpy().astype("float32"), patches32.numpy(), atol=1e-2)

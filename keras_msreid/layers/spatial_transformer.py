@@ -60,8 +60,9 @@ def sample_patches(feature_map, theta, patch_size):
     patch_h, patch_w = patch_size
     _, height, width, channels = feature_map.shape
     parts = theta.shape[1]
-    rows = interpolation_matrix(theta[..., 2:3], theta[..., 0:1], patch_h, height)  # (B, P, ph, H)
-    cols = interpolation_matrix(theta[..., 3:4], theta[..., 1:2], patch_w, width)  # (B, P, pw, W)
+    # Weights from float32 coordinates, applied in the map's own dtype (float16 under mixed precision).
+    rows = ops.cast(interpolation_matrix(theta[..., 2:3], theta[..., 0:1], patch_h, height), feature_map.dtype)
+    cols = ops.cast(interpolation_matrix(theta[..., 3:4], theta[..., 1:2], patch_w, width), feature_map.dtype)
     # Rows: (B, P*ph, H) @ (B, H, W*C) -> (B, P*ph, W*C).
     flat = ops.reshape(feature_map, (-1, height, width * channels))
     picked_rows = ops.matmul(ops.reshape(rows, (-1, parts * patch_h, height)), flat)
@@ -137,11 +138,13 @@ class SpatialTransformer(layers.Layer):
     def call(self, feature_map, training=None):
         batch = ops.shape(feature_map)[0]
         if not self.learn_transform:
-            theta = self._bounded_theta(ops.zeros((batch, self.parts, 4), dtype=feature_map.dtype))
+            theta = self._bounded_theta(ops.zeros((batch, self.parts, 4)))
         else:
             hidden = ops.relu(self.hidden_norm(self.hidden(feature_map), training=training))
             raw = ops.reshape(self.regressor(ops.mean(hidden, axis=(1, 2))), (-1, self.parts, 4))
-            theta = self._bounded_theta(raw)
+            # The transform in float32 whatever the map's dtype (float16 under mixed
+            # precision): its bounds are float32 constants, and it is 4 numbers a part.
+            theta = self._bounded_theta(ops.cast(raw, "float32"))
         return sample_patches(feature_map, theta, self.patch_size), theta
 
     def _bounded_theta(self, raw):

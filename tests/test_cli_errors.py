@@ -191,6 +191,16 @@ def test_rerun_with_options_that_cannot_resume_changes_nothing(files, tmp_path, 
     assert sorted(path.name for path in run.iterdir()) == ["checkpoint", "config.yaml"]
 
 
+def test_a_run_too_big_for_the_dataset_is_refused_before_its_folder_is_written(files, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--dataset", "market1501", "--root", str(files["root"]), "--out", str(run), "--p", "16",
+            "--steps-per-epoch", "2"]  # the dataset has 4 training identities
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "needs at least p=16 identities per batch" in err and "Traceback" not in err
+    assert not run.exists()  # a corrected rerun with the same --out starts afresh
+
+
 def test_a_corrupt_query_among_good_ones_is_reported_and_skipped(files, tmp_path, capsys, caplog):
     good = sorted(str(path) for path in (files["root"] / "query").iterdir())[:2]
     argv = ["search", str(files["model"]), "--query", good[0], str(files["base"] / "corrupt.jpg"), good[1],

@@ -169,7 +169,10 @@ def train(config, extra_callbacks=(), verbose="auto"):
     log.info("loading %s from %s", config.dataset, config.root)
     dataset = build_dataset(config.dataset, config.root, check_files=config.check_files, **config.dataset_options)
     log.info("\n%s", dataset.summary())
-    steps = config.steps_per_epoch or steps_per_epoch(dataset.train, config.p, config.k)
+    # Counted even when the config gives the steps: it refuses P x K batches the identities
+    # cannot fill now, before the run folder is written, not at the first batch.
+    pk_steps = steps_per_epoch(dataset.train, config.p, config.k)
+    steps = config.steps_per_epoch or pk_steps
 
     strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)

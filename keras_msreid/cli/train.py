@@ -31,7 +31,8 @@ def add_arguments(parser):
          help="train under the int8 export's rounding, so that its int8 export agrees better with "
               "float (fine-tune with --initial-weights)")
     _add(parser, "--strategy", choices=("default", "mirrored", "multi_worker"))
-    _add(parser, "--mixed-precision", dest="mixed_precision", action="store_const", const=True)
+    _add(parser, "--mixed-precision", dest="mixed_precision", action="store_const", const=True,
+         help="compute in float16 with float32 weights (for GPUs)")
     _add(parser, "--xla", dest="jit_compile", action="store_const", const=True,
          help="compile the train step with XLA (for GPUs: on a 2-core CPU it was 8x slower)")
     add_dataset_options(parser)

@@ -18,9 +18,9 @@ Market-1501 set of 100 identities is written to a temporary folder first.
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
+
+from timing import run_child
 
 SETTINGS = {
     "float32": dict(mixed_precision=False, jit_compile=False),
@@ -105,14 +105,11 @@ def main():
         for setting in args.settings:
             spec = dict(setting=setting, dataset=args.dataset, root=root, dataset_options=dataset_options,
                         levels=args.levels, steps=args.steps, warmup=args.warmup)
-            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-            done = subprocess.run([sys.executable, HERE, "--child", json.dumps(spec)], capture_output=True, text=True,
-                                  env=env)
-            if done.returncode:
-                print(f"{setting:<12} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else '?'}",
-                      flush=True)
+            try:
+                result = run_child(HERE, spec)
+            except RuntimeError as error:
+                print(f"{setting:<12} failed: {error}", flush=True)
                 continue
-            result = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"{setting:<12} {result['device'][:28]:<28} {result['first_step_s']:12.1f} "
                   f"{result['median_ms']:10.1f} {result['images_per_s']:11.1f}", flush=True)
 

@@ -23,8 +23,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
+
+from timing import run_child
 
 VARIANTS = {
     "embedding": ("embedding only", dict(levels=())),
@@ -77,12 +78,8 @@ def child(spec):
 
 
 def measure(spec, source):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    if source:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
-    command = [sys.executable, os.path.join(HERE, "bench_training_step.py"), "--child", json.dumps(spec)]
-    result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, env=env)
-                        .stdout.strip().splitlines()[-1])
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))} if source else {}
+    result = run_child(os.path.join(HERE, "bench_training_step.py"), spec, env)
     if source and not result["package"].startswith(os.path.abspath(source)):
         sys.exit(f"--source {source}: the child imported keras_msreid from {result['package']}")
     return result

@@ -28,3 +28,23 @@ def crops_to_time(image_size, count, dataset="folder", root=None):
 
     images, _ = calibration_set(build_dataset(dataset, root).train, tuple(image_size), count)
     return np.round(images).astype(np.uint8)
+
+
+def run_child(script, spec, env=None):
+    """Runs `python script --child JSON` in a fresh process and returns the JSON of its last stdout line.
+
+    A setting that holds for a whole process (a malloc option, a mixed-precision policy,
+    a source tree on the path) is measured this way. `env` adds to this process's
+    environment. Raises `RuntimeError` with the child's last error line if it fails.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, script, "--child", json.dumps(spec)], capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})))
+    if done.returncode:
+        lines = done.stderr.strip().splitlines()
+        raise RuntimeError(lines[-1] if lines else f"exit status {done.returncode}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

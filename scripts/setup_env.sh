@@ -2,8 +2,8 @@
 # Set up this checkout's Python environment and print its path on stdout.
 #
 # Two layers. The dependencies (requirements.txt) live in one virtual environment
-# under $MSREID_CACHE_DIR, made once per requirements.txt + setup.py + this script
-# and shared by every checkout: TensorFlow is installed once. This checkout gets its
+# under $MSREID_CACHE_DIR, made once per requirements.txt + setup.py and shared by
+# every checkout: TensorFlow is installed once. This checkout gets its
 # own small environment, .venv-msreid/ at its root, that sees the shared packages
 # (a path in a .pth file) and holds only this checkout in editable mode. Installing
 # a checkout into the shared environment instead would point every other checkout's
@@ -11,7 +11,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${MSREID_CACHE_DIR:-$HOME/.cache/keras_msreid}"
-key="$(cat "$root/requirements.txt" "$root/setup.py" "$root/scripts/setup_env.sh" | sha256sum | cut -c1-16)"
+key="$(cat "$root/requirements.txt" "$root/setup.py" | sha256sum | cut -c1-16)"
 deps="$cache/deps-$key"
 # A venv cannot be moved (its scripts name their own path), so completeness is
 # marked by a file written last: a killed install is started over.
@@ -33,7 +33,11 @@ if [ -e "$env" ] && [ ! -f "$marker" ]; then
     exit 2
 fi
 if [ ! -f "$marker" ] || [ "$(cat "$marker")" != "$deps" ]; then
+    # The marker claims the folder first and names the dependencies last: a killed
+    # setup leaves a folder this script knows as its own, and builds again.
     rm -rf "$env"
+    mkdir -p "$env"
+    echo "incomplete" > "$marker"
     "$deps/bin/python" -m venv --without-pip "$env"
     site="$("$env/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
     echo "$shared_site" > "$site/msreid-dependencies.pth"

@@ -34,7 +34,7 @@ VARIANTS = {
     "all-stn": ("all levels + STN", dict(levels=("low", "mid", "high"), use_stn=True)),
 }
 MALLOC = ("default", "kept")
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.abspath(__file__)
 
 
 def child(spec):
@@ -79,7 +79,7 @@ def child(spec):
 
 def measure(spec, source):
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))} if source else {}
-    result = run_child(os.path.join(HERE, "bench_training_step.py"), spec, env)
+    result = run_child(HERE, spec, env)
     if source and not result["package"].startswith(os.path.abspath(source)):
         sys.exit(f"--source {source}: the child imported keras_msreid from {result['package']}")
     return result

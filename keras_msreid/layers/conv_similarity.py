@@ -60,20 +60,21 @@ class ConvSimilarity(layers.Layer):
         patches_a, maps_a, patches_b, maps_b = inputs
         correlation = correlation or self.correlation_method
         correlate = self.correlations[correlation]
-        if rows is not None:
-            scores = self._indexed_scores(correlate, patches_a, maps_a, patches_b, maps_b, *rows)
-        elif correlation == "one_to_many":
+        if correlation == "one_to_many" and rows is None:
             # One side is a single image: the two directions differ in form and run apart.
             scores = (correlate([patches_a, maps_b]) + correlate([patches_b, maps_a])) * 0.5
         else:
-            patches = ops.concatenate([patches_a, patches_b], axis=0)
-            both = correlate([patches, ops.concatenate([maps_b, maps_a], axis=0)])
+            if rows is None:
+                patches = ops.concatenate([patches_a, patches_b], axis=0)
+                both = correlate([patches, ops.concatenate([maps_b, maps_a], axis=0)])
+            else:
+                both = self._both_directions_of_rows(correlate, patches_a, maps_a, patches_b, maps_b, *rows)
             scores = ops.mean(ops.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0)
         return ops.relu(self.reduction_norm(self.reduction(scores), training=training))
 
     @staticmethod
-    def _indexed_scores(correlate, patches_a, maps_a, patches_b, maps_b, rows_a, rows_b):
-        """Both directions of pairs `(rows_a[i], rows_b[i])` of per-image batches, averaged."""
+    def _both_directions_of_rows(correlate, patches_a, maps_a, patches_b, maps_b, rows_a, rows_b):
+        """A's patches over B's maps, then B's over A's, of pairs `(rows_a[i], rows_b[i])` of per-image batches."""
         if patches_a is patches_b and maps_a is maps_b:
             # One batch on both sides (a training step's pairs): its maps are unfolded once.
             patches, maps, offset = patches_a, maps_a, 0
@@ -81,9 +82,8 @@ class ConvSimilarity(layers.Layer):
             patches, maps = ops.concatenate([patches_a, patches_b], 0), ops.concatenate([maps_a, maps_b], 0)
             offset = ops.shape(maps_a)[0]
         rows_a, rows_b = ops.cast(rows_a, "int32"), ops.cast(rows_b, "int32") + offset
-        both = correlate([patches, maps], rows=(ops.concatenate([rows_a, rows_b], 0),
+        return correlate([patches, maps], rows=(ops.concatenate([rows_a, rows_b], 0),
                                                 ops.concatenate([rows_b, rows_a], 0)))
-        return ops.mean(ops.reshape(both, (2, -1) + tuple(both.shape[1:])), axis=0)
 
     def get_config(self):
         config = super().get_config()

@@ -32,6 +32,7 @@ VARIANTS = {
     "high": ("high level (the default)", dict(levels=("high",))),
     "all": ("all levels", dict(levels=("low", "mid", "high"))),
     "all-stn": ("all levels + STN", dict(levels=("low", "mid", "high"), use_stn=True)),
+    "all-16": ("all levels, 16 channels", dict(levels=("low", "mid", "high"), similarity_channels=16)),
 }
 MALLOC = ("default", "kept")
 HERE = os.path.abspath(__file__)

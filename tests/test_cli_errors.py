@@ -64,7 +64,7 @@ def cases(f):
         (train + ["--p", "1"], ["--p", ">= 2"]),
         (train + ["--learning-rate", "-0.1"], ["--learning-rate", "> 0"]),
         (train + ["--learning-rate", "nan"], ["--learning-rate"]),
-        (train + ["--epochs", "0"], ["--epochs", ">= 1"]),
+        (train + ["--epochs", "-1"], ["--epochs", ">= 0", "0: 160, or more on a small training set"]),
         (train + ["--initial-weights", str(base / "missing.keras")], ["no model file", "missing.keras"]),
         (train + ["--initial-weights", str(base / "truncated.keras")], ["truncated.keras", "not a .keras model file"]),
         (train + ["--protocol", "market"], ["--protocol", "market1501, cuhk01 or cuhk03_sgs"]),

@@ -159,6 +159,30 @@ def test_a_run_folder_keeps_its_loss_recipe_when_the_defaults_change(tiny_datase
     check_run_folder(saved)
 
 
+def test_the_default_epochs_make_the_default_steps_and_the_run_folder_keeps_them(tiny_dataset, tmp_path, monkeypatch):
+    from keras_msreid.training import config as config_module
+    from keras_msreid.training.checkpoint import load_state
+    from keras_msreid.training.config import TrainConfig, default_epochs
+    from keras_msreid.training.trainer import train
+    from training_job import tiny_config
+
+    # 160 epochs, or more where an epoch is short of 7,680 / 160 = 48 steps.
+    assert [default_epochs(steps) for steps in (48, 47, 24, 100, 7)] == [160, 164, 320, 160, 1098]
+
+    monkeypatch.setattr(config_module, "DEFAULT_EPOCHS", 1)
+    monkeypatch.setattr(config_module, "DEFAULT_MIN_STEPS", 7)  # 4 steps an epoch: 2 epochs
+    config = tiny_config(str(tiny_dataset), str(tmp_path / "run"))
+    config.epochs, config.final_evaluation = 0, False
+    train(config, verbose=0)
+    assert load_state(tmp_path / "run" / "checkpoint")["global_step"] == 8
+    assert TrainConfig.load(tmp_path / "run" / "config.yaml").epochs == 2
+
+    monkeypatch.setattr(config_module, "DEFAULT_MIN_STEPS", 15)  # a later release's default: 4 epochs
+    train(config, verbose=0)  # the same command resumes the finished run: nothing more to train
+    assert load_state(tmp_path / "run" / "checkpoint")["global_step"] == 8
+    assert TrainConfig.load(tmp_path / "run" / "config.yaml").epochs == 2
+
+
 def test_reader_flags_add_to_the_config_files_dataset_options(tmp_path):
     from keras_msreid.cli import _build_parser as build_parser
     from keras_msreid.cli.train import config_from_args

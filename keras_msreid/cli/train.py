@@ -14,7 +14,9 @@ def add_arguments(parser):
     _add(parser, "--dataset", help=DATASET_HELP)
     _add(parser, "--root", help="dataset root folder")
     _add(parser, "--out", dest="out_dir", help="run directory (checkpoints, logs, model.keras)")
-    _add(parser, "--epochs", type=int)
+    _add(parser, "--epochs", type=int,
+         help="epochs to train (default: 160, or as many as make 7,680 steps "
+              "if more: a small training set needs more epochs)")
     _add(parser, "--steps-per-epoch", type=int, dest="steps_per_epoch")
     _add(parser, "--learning-rate", type=float, dest="learning_rate")
     _add(parser, "--p", type=int, help="identities per batch")

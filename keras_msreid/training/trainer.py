@@ -18,7 +18,7 @@ from keras_msreid.models import MSReID
 from keras_msreid.models.loading import check_model_file, initialise_from
 from keras_msreid.models.msreid import DEFAULT_LOSS_OPTIONS, DEFAULT_LOSS_WEIGHTS
 from keras_msreid.training.checkpoint import ResumableCheckpoint, load_state, restore, weights_are_finite
-from keras_msreid.training.config import TrainConfig
+from keras_msreid.training.config import TrainConfig, default_epochs
 from keras_msreid.training.evaluation_callback import ReIDEvaluation, read_curve
 from keras_msreid.training.quantization_aware import simulated_int8
 from keras_msreid.utils.atomic import atomic_path, atomic_write_text
@@ -173,6 +173,12 @@ def train(config, extra_callbacks=(), verbose="auto"):
     # cannot fill now, before the run folder is written, not at the first batch.
     pk_steps = steps_per_epoch(dataset.train, config.p, config.k)
     steps = config.steps_per_epoch or pk_steps
+    if not config.epochs:
+        # A resumed run keeps the number its folder recorded, whatever a later release's default.
+        saved = run / "config.yaml"
+        epochs = TrainConfig.load(saved).epochs if saved.is_file() else default_epochs(steps)
+        config = dataclasses.replace(config, epochs=epochs)
+        log.info("training %d epochs of %d steps (the default for this training set)", epochs, steps)
 
     strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)

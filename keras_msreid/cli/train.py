@@ -5,6 +5,7 @@ import logging
 
 from keras_msreid.cli.arguments import (DATASET_HELP, MODEL_FLAGS, PROTOCOL_HELP, add_dataset_options, add_model_options,
                                         dataset_options, model_options)
+from keras_msreid.training.config import DEFAULT_EPOCHS, DEFAULT_MIN_STEPS
 
 HELP = "Train an MSReID model with model.fit; run again to resume after a kill."
 
@@ -15,7 +16,7 @@ def add_arguments(parser):
     _add(parser, "--root", help="dataset root folder")
     _add(parser, "--out", dest="out_dir", help="run directory (checkpoints, logs, model.keras)")
     _add(parser, "--epochs", type=int,
-         help="epochs to train (default: 160, or as many as make 7,680 steps "
+         help=f"epochs to train (default: {DEFAULT_EPOCHS}, or as many as make {DEFAULT_MIN_STEPS:,} steps "
               "if more: a small training set needs more epochs)")
     _add(parser, "--steps-per-epoch", type=int, dest="steps_per_epoch")
     _add(parser, "--learning-rate", type=float, dest="learning_rate")

@@ -260,7 +260,7 @@ _RULES = {
     "augment": _mapping(optional=True),
     "cache_decoded": _flag,
     "model": _mapping(),
-    "epochs": _integer(0, note=" (0: 160, or more on a small training set)"),
+    "epochs": _integer(0, note=f" (0: {DEFAULT_EPOCHS}, or more on a small training set)"),
     "steps_per_epoch": _integer(0, note=" (0: one PK pass over the training identities)"),
     "learning_rate": _number(0, inclusive=False),
     "warmup_epochs": _integer(0),

@@ -87,12 +87,13 @@ def check_run_folder(config):
     An empty or missing folder starts a run. A folder with a `config.yaml` resumes
     only when the options there match `config` (apart from `RESUMABLE_CHANGES`);
     a non-empty folder without one is not a run folder and is never written into.
+    Returns the run's saved `TrainConfig`, or None for a new run.
     """
     run = pathlib.Path(config.out_dir)
     if run.exists() and not run.is_dir():
         raise UserError(f"--out {run} is a file, not a run folder")
     if not run.is_dir() or not any(run.iterdir()):
-        return
+        return None
     saved_path = run / "config.yaml"
     if not saved_path.is_file():
         raise UserError(f"--out {run} is not empty and has no config.yaml, so it is not a run folder of "
@@ -103,6 +104,7 @@ def check_run_folder(config):
         details = "; ".join(f"{name} {there} there, {here} here" for name, there, here in changed)
         raise UserError(f"--out {run} holds a run with other options ({details}); resume it with "
                         f"`msreid train --config {saved_path}`, or give a new --out")
+    return saved
 
 
 def _differences(saved, config):
@@ -158,7 +160,7 @@ def train(config, extra_callbacks=(), verbose="auto"):
     checkpoint with the same data order, so the result is the same as without the kill.
     """
     run = pathlib.Path(config.out_dir)
-    check_run_folder(config)
+    saved = check_run_folder(config)
     resumed = load_state(run / "checkpoint")  # the checkpoint's state, None for a new run
     if config.initial_weights and resumed is None:
         check_model_file(config.initial_weights)  # before the dataset is read, which can take minutes
@@ -175,8 +177,7 @@ def train(config, extra_callbacks=(), verbose="auto"):
     steps = config.steps_per_epoch or pk_steps
     if not config.epochs:
         # A resumed run keeps the number its folder recorded, whatever a later release's default.
-        saved = run / "config.yaml"
-        epochs = TrainConfig.load(saved).epochs if saved.is_file() else default_epochs(steps)
+        epochs = saved.epochs if saved else default_epochs(steps)
         config = dataclasses.replace(config, epochs=epochs)
         log.info("training %d epochs of %d steps (the default for this training set)", epochs, steps)
 

@@ -182,6 +182,13 @@ def test_the_default_epochs_make_the_default_steps_and_the_run_folder_keeps_them
     assert load_state(tmp_path / "run" / "checkpoint")["global_step"] == 8
     assert TrainConfig.load(tmp_path / "run" / "config.yaml").epochs == 2
 
+    saved = TrainConfig.load(tmp_path / "run" / "config.yaml")
+    saved.epochs = 0  # edited by hand back to the default: the default now, not zero epochs
+    saved.save(tmp_path / "run" / "config.yaml")
+    train(config, verbose=0)
+    assert load_state(tmp_path / "run" / "checkpoint")["global_step"] == 16
+    assert TrainConfig.load(tmp_path / "run" / "config.yaml").epochs == 4
+
 
 def test_reader_flags_add_to_the_config_files_dataset_options(tmp_path):
     from keras_msreid.cli import _build_parser as build_parser

@@ -176,8 +176,9 @@ def train(config, extra_callbacks=(), verbose="auto"):
     pk_steps = steps_per_epoch(dataset.train, config.p, config.k)
     steps = config.steps_per_epoch or pk_steps
     if not config.epochs:
-        # A resumed run keeps the number its folder recorded, whatever a later release's default.
-        epochs = saved.epochs if saved else default_epochs(steps)
+        # A resumed run keeps the number its folder recorded, whatever a later release's default;
+        # a folder whose config.yaml was edited to 0 means the default, as everywhere else.
+        epochs = (saved.epochs if saved else 0) or default_epochs(steps)
         config = dataclasses.replace(config, epochs=epochs)
         log.info("training %d epochs of %d steps (the default for this training set)", epochs, steps)
 

@@ -72,7 +72,7 @@ def main():
         for column in axes[row_index]:
             column.grid(alpha=0.3)
     axes[1][0].set_xlabel("epoch")
-    axes[1][1].set_xlabel("training CPU-minutes (one thread)")
+    axes[1][1].set_xlabel("training CPU-minutes (the process, all its threads)")
     axes[0][1].legend(fontsize=8, loc="lower right")
     figure.suptitle(f"Learning curves, {args.title}: fusion (solid), embedding (dashed)")
     figure.tight_layout()
